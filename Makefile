@@ -1,0 +1,64 @@
+# The two commands a newcomer needs: `make run` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+RASA_VENV := .venv/rasa
+ACTIONS_VENV := .venv/actions
+RASA := $(RASA_VENV)/bin/rasa
+PY := $(ACTIONS_VENV)/bin/python
+CUSTOMER ?= C-1001
+MAX_HISTORY := 5
+
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help run shell token train validate lint test test-stories test-nlu bench clean venvs
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+venvs: $(RASA_VENV)/.installed $(ACTIONS_VENV)/.installed  ## create or update both venvs
+
+$(RASA_VENV)/.installed: requirements/rasa.txt
+	@scripts/make-venv $(RASA_VENV) requirements/rasa.txt
+
+$(ACTIONS_VENV)/.installed: requirements/actions.txt requirements/dev.txt
+	@scripts/make-venv $(ACTIONS_VENV) requirements/actions.txt requirements/dev.txt
+
+run: venvs  ## train if needed, seed the CDP, start the action server and Rasa (Ctrl-C stops)
+	@$(PY) -m tools.run
+
+shell: $(ACTIONS_VENV)/.installed  ## chat from the terminal as CUSTOMER (default C-1001; CUSTOMER=anonymous)
+	@$(PY) -m tools.chat --customer $(CUSTOMER)
+
+token: $(ACTIONS_VENV)/.installed  ## print a signed customer token for CUSTOMER
+	@CDP_IDENTITY_SECRET="$${CDP_IDENTITY_SECRET:-$$($(PY) -c 'from tools.settings import local_secret; print(local_secret("CDP_IDENTITY_SECRET", "identity_secret"))')}" \
+		$(PY) -m cdp token $(CUSTOMER)
+
+train: venvs  ## train a model if data/, domain.yml or config.yml changed
+	@$(PY) -m tools.training
+
+validate: venvs  ## rasa data validate (fails on errors and on unexpected warnings)
+	@$(PY) -m tools.validate_data --max-history $(MAX_HISTORY)
+
+lint: $(ACTIONS_VENV)/.installed  ## ruff over all Python code
+	@$(ACTIONS_VENV)/bin/ruff check .
+
+test-stories: train  ## rasa test on the test stories; fails on any wrong prediction
+	@$(RASA) test core --model "$$($(PY) -m tools.training --print-path)" --stories tests/stories \
+		--fail-on-prediction-errors --out results/rasa/core
+
+test-nlu: train  ## intent accuracy on the held-out file (report in results/rasa/nlu)
+	@$(RASA) test nlu --model "$$($(PY) -m tools.training --print-path)" --nlu tests/nlu/heldout.yml \
+		--out results/rasa/nlu
+
+test: venvs lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
+	@$(PY) -m pytest --junitxml=results/junit.xml
+	@$(MAKE) --no-print-directory test-stories
+
+bench: venvs train  ## latency of CDP turns vs turns without actions, SQLite and PostgreSQL (results/bench.md)
+	@$(PY) -m tools.bench
+
+clean:  ## remove runtime state and models (keeps the venvs)
+	rm -rf var models results/rasa results/junit.xml

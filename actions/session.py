@@ -1,0 +1,42 @@
+"""Session start: recognise the customer once and seed the slots that responses use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from actions.cdp_access import in_cdp_transaction
+from actions.identity import identified_profile, verified_customer_id
+
+
+def customer_slots(session: Session, customer_id: str | None) -> list[EventType]:
+    """`customer_id` and `first_name` of a known customer; both cleared for anyone else."""
+    profile = identified_profile(session, customer_id)
+    if profile is None:
+        return [SlotSet("customer_id", None), SlotSet("first_name", None)]
+    return [SlotSet("customer_id", profile.customer_id), SlotSet("first_name", profile.first_name)]
+
+
+class ActionSessionStart(Action):
+    """Starts every session with slots from the profile of the verified customer, if any."""
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        customer_id = verified_customer_id(tracker, at_session_start=True)
+        slots = await in_cdp_transaction(lambda session: customer_slots(session, customer_id))
+        metadata = tracker.get_slot("session_started_metadata")
+        return [
+            SessionStarted(),
+            # Rasa resets every slot at session start, including the metadata it just set.
+            SlotSet("session_started_metadata", metadata),
+            *slots,
+            ActionExecuted("action_listen"),
+        ]

@@ -1,0 +1,1 @@
+"""Customer data platform: profiles, identities, orders and events behind the assistant."""

@@ -1,0 +1,239 @@
+"""Command line for operators and developers: `python -m cdp COMMAND`.
+
+Every command uses CDP_DATABASE_URL (default: var/cdp.sqlite3). User errors print one
+line to stderr and exit 1; no tracebacks.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
+
+from cdp.config import database_url, masked_url
+from cdp.db import current_revision, head_revision, make_engine, migrate, transaction
+from cdp.errors import CdpError, ImportRecordError, InvalidValue
+from cdp.identity_token import DEFAULT_TTL_SECONDS, IDENTITY_SECRET_ENV, identity_secret, mint_token
+from cdp.importer import ImportSummary, import_file
+from cdp.profiles.models import Profile
+from cdp.profiles.service import get_profile, normalise_customer_id, profile_document, resolve_ref
+
+SEED_FILE = Path(__file__).resolve().parent / "seed" / "demo_customers.jsonl"
+
+
+class CommandFailed(Exception):
+    """A command could not do its job; the message is the one line the user sees."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.command(args)
+    except (CommandFailed, CdpError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        reason = " ".join(str(error.orig).split())
+        print(
+            f"error: cannot use the database at {masked_url(database_url())}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cdp",
+        description="Customer data platform. The database comes from CDP_DATABASE_URL.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create or upgrade the database schema")
+    init.set_defaults(command=run_init)
+
+    load = commands.add_parser("import", help="import a JSON Lines file, all or nothing")
+    load.add_argument("file", type=Path, metavar="FILE.jsonl")
+    load.set_defaults(command=run_import)
+
+    profile = commands.add_parser("profile", help="look at profiles")
+    profile_commands = profile.add_subparsers(required=True, metavar="ACTION")
+    show = profile_commands.add_parser("show", help="show one profile")
+    show.add_argument("ref", metavar="REF", help="customer id, or type:value like phone:+1555…")
+    show.add_argument("--json", action="store_true", help="print the profile document as JSON")
+    show.set_defaults(command=run_profile_show)
+
+    seed = commands.add_parser("seed", help="load the demo customers into an empty database")
+    seed.set_defaults(command=run_seed)
+
+    token = commands.add_parser("token", help=f"mint a dev identity token ({IDENTITY_SECRET_ENV})")
+    token.add_argument("customer_id", type=_customer_id_argument, metavar="CUSTOMER_ID")
+    token.add_argument(
+        "--ttl",
+        type=_positive_int_argument,
+        default=DEFAULT_TTL_SECONDS,
+        metavar="SECONDS",
+        help=f"lifetime in seconds (default {DEFAULT_TTL_SECONDS})",
+    )
+    token.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="mint even if no profile has this customer id",
+    )
+    token.set_defaults(command=run_token)
+    return parser
+
+
+def run_init(_args: argparse.Namespace) -> None:
+    with _database(migrate_first=True) as engine:
+        revision = current_revision(engine)
+    print(f"CDP database ready at {masked_url(database_url())} (schema revision {revision})")
+
+
+def run_import(args: argparse.Namespace) -> None:
+    path: Path = args.file
+    with _database(migrate_first=False) as engine:
+        summary = _import(engine, path)
+    print(_format_summary(path, summary))
+
+
+def run_profile_show(args: argparse.Namespace) -> None:
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        profile = resolve_ref(session, args.ref)
+        if profile is None:
+            raise CommandFailed(f"no profile matches {args.ref!r}")
+        document = profile_document(session, profile)
+    if args.json:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(_describe(document))
+
+
+def run_seed(_args: argparse.Namespace) -> None:
+    with _database(migrate_first=True) as engine:
+        with transaction(engine) as session:
+            profiles = session.scalar(select(func.count()).select_from(Profile))
+        if profiles:
+            print(f"the database already has {profiles} profiles; left the data alone")
+            return
+        summary = _import(engine, SEED_FILE)
+    print(_format_summary(SEED_FILE, summary))
+
+
+def run_token(args: argparse.Namespace) -> None:
+    secret = identity_secret()
+    if secret is None:
+        raise CommandFailed(f"{IDENTITY_SECRET_ENV} is not set; export a secret to mint tokens")
+    if not args.allow_unknown:
+        with _database(migrate_first=False) as engine, transaction(engine) as session:
+            if get_profile(session, args.customer_id) is None:
+                raise CommandFailed(
+                    f"unknown customer {args.customer_id}; "
+                    "pass --allow-unknown to mint a token anyway"
+                )
+    print(mint_token(args.customer_id, secret, args.ttl))
+
+
+@contextmanager
+def _database(*, migrate_first: bool) -> Iterator[Engine]:
+    """An engine on the configured database, migrated first or checked to be current."""
+    url = database_url()
+    engine = make_engine(url)
+    try:
+        if migrate_first:
+            migrate(engine)
+        else:
+            _require_current_schema(engine, url)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _require_current_schema(engine: Engine, url: str) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    state = "has no CDP schema" if current is None else f"is at schema revision {current}"
+    raise CommandFailed(
+        f"the database at {masked_url(url)} {state}, this code needs {head}; "
+        "run `python -m cdp init`"
+    )
+
+
+def _import(engine: Engine, path: Path) -> ImportSummary:
+    """Import in one transaction; errors become the FILE:LINE: field FIELD: REASON line."""
+    try:
+        with transaction(engine) as session:
+            return import_file(session, path)
+    except ImportRecordError as error:
+        raise CommandFailed(
+            f"{path}:{error.line_no}: field {error.field}: {error.reason}"
+        ) from None
+    except OSError as error:
+        raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
+
+
+def _format_summary(path: Path, summary: ImportSummary) -> str:
+    lines = [f"imported {path}: {summary.records} records"]
+    for kind, counts in summary.by_kind.items():
+        lines.append(
+            f"  {kind:<9} {counts.read:>5} read {counts.created:>5} created "
+            f"{counts.updated:>5} updated {counts.unchanged:>5} unchanged"
+        )
+    return "\n".join(lines)
+
+
+def _describe(document: dict[str, Any]) -> str:
+    """A short human-readable view of a profile document."""
+    name = " ".join(part for part in (document["first_name"], document["last_name"]) if part)
+    address = document["address"]
+    custom = document["custom"]
+    rows = [
+        ("email", document["email"]),
+        ("phone", document["phone"]),
+        ("language", document["language"]),
+        ("address", ", ".join(part for part in address.values() if part) if address else None),
+        ("identities", "; ".join(_describe_identity(item) for item in document["identities"])),
+        ("orders", _describe_orders(document["orders"])),
+        ("custom", json.dumps(custom, ensure_ascii=False) if custom else None),
+    ]
+    header = f"{document['customer_id']}  {name}".rstrip()
+    return "\n".join([header] + [f"  {label:<11}{value}" for label, value in rows if value])
+
+
+def _describe_identity(identity: dict[str, Any]) -> str:
+    flags = identity["source"] + (", verified" if identity["verified"] else "")
+    return f"{identity['type']} {identity['value']} ({flags})"
+
+
+def _describe_orders(orders: dict[str, Any]) -> str:
+    if not orders["last_order_id"]:
+        return str(orders["count"])
+    return (
+        f"{orders['count']}, last {orders['last_order_id']} placed {orders['last_order_placed_at']}"
+        f" ({orders['last_order_status']}, {orders['last_order_total']}"
+        f" {orders['last_order_currency']})"
+    )
+
+
+def _customer_id_argument(text: str) -> str:
+    try:
+        return normalise_customer_id(text)
+    except InvalidValue as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+
+
+def _positive_int_argument(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return number

@@ -1,0 +1,1 @@
+"""Behavioural events (payment failed, password reset...) recorded against a profile."""

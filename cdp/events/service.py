@@ -1,0 +1,45 @@
+"""Recording events exactly once per event_id, whatever the sender retries."""
+
+from collections.abc import Callable
+
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cdp.errors import ProfileNotFound
+from cdp.events.models import Event, EventIn
+from cdp.profiles.models import Profile
+
+
+def record_event(session: Session, incoming: EventIn) -> bool:
+    """Store the event; False when its event_id is already stored (a redelivery).
+
+    A redelivery is ignored even if its content differs: the first delivery wins. The
+    insert uses ON CONFLICT DO NOTHING, so two concurrent deliveries can't both fail or
+    both land.
+    """
+    if session.get(Profile, incoming.customer_id) is None:
+        raise ProfileNotFound(incoming.customer_id)
+    values = {
+        "event_id": incoming.event_id,
+        "customer_id": incoming.customer_id,
+        "type": incoming.type,
+        "occurred_at": incoming.occurred_at,
+        "channel": incoming.channel,
+        "properties": incoming.properties,
+    }
+    statement = _insert_ignoring_duplicates(session).values(values).returning(Event.id)
+    return session.execute(statement).first() is not None
+
+
+# Both dialects spell "insert unless the key exists" as INSERT ... ON CONFLICT DO NOTHING.
+_DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def _insert_ignoring_duplicates(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    insert = _DIALECT_INSERTS[dialect]
+    return insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id])

@@ -1,0 +1,1 @@
+"""Identifiers (phone, email, channel ids...) that resolve to exactly one profile."""

@@ -1,0 +1,1 @@
+"""Orders and their lines: history, the last order, and repeating an order."""

@@ -1,0 +1,200 @@
+"""Order history, the last order, repeating an order, and recording imported orders."""
+
+import base64
+import secrets
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cdp.changes import Change
+from cdp.clock import utcnow
+from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
+from cdp.orders.models import CHANNEL_MAX_LENGTH, Order, OrderIn, OrderLine, OrderStatus
+from cdp.profiles.models import Profile
+from cdp.validation import clean_text
+
+ORDER_ID_PREFIX = "O-"
+# Five random bytes are exactly eight base32 characters (A-Z, 2-7): 2**40 ids.
+_ORDER_ID_RANDOM_BYTES = 5
+_ORDER_ID_ATTEMPTS = 10
+
+
+def new_order_id() -> str:
+    """A random order id like O-K3ZQ7M2A; see _unused_order_id for uniqueness."""
+    suffix = base64.b32encode(secrets.token_bytes(_ORDER_ID_RANDOM_BYTES)).decode("ascii")
+    return ORDER_ID_PREFIX + suffix
+
+
+def _unused_order_id(session: Session) -> str:
+    """A fresh order id no stored order has; the primary key still guards against a race."""
+    for _ in range(_ORDER_ID_ATTEMPTS):
+        candidate = new_order_id()
+        if session.get(Order, candidate) is None:
+            return candidate
+    raise RuntimeError(f"no free order id after {_ORDER_ID_ATTEMPTS} attempts")
+
+
+def order_total(lines: Iterable[OrderLine]) -> Decimal:
+    """Sum of quantity times unit price over the lines."""
+    return sum((line.line_total for line in lines), Decimal("0.00"))
+
+
+def get_order(session: Session, customer_id: str, order_id: str) -> Order | None:
+    """The customer's order with this id; None if it doesn't exist or is someone else's."""
+    order = session.get(Order, order_id)
+    if order is None or order.customer_id != customer_id:
+        return None
+    return order
+
+
+def last_order(session: Session, customer_id: str) -> Order | None:
+    """The customer's most recent order that can be repeated, None if there is none.
+
+    Most recent by placed_at, ties broken by created_at (then order id, for a stable answer).
+    Cancelled orders are skipped: "order my last order again" means the last one that went
+    through, and a cancelled order can't be reordered anyway (see reorder).
+    """
+    return session.scalar(
+        select(Order)
+        .where(Order.customer_id == customer_id, Order.status != OrderStatus.CANCELLED)
+        .order_by(Order.placed_at.desc(), Order.created_at.desc(), Order.order_id.desc())
+        .limit(1)
+    )
+
+
+def count_orders(session: Session, customer_id: str) -> int:
+    """How many orders the customer has, whatever their status."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(Order).where(Order.customer_id == customer_id)
+        )
+        or 0
+    )
+
+
+def reorder(session: Session, customer_id: str, source_order_id: str, channel: str) -> Order:
+    """Place a new order repeating one of the customer's previous orders.
+
+    The new order copies every line (sku, name, quantity, unit price, options) at the
+    original prices and currency, gets a fresh id, status placed, placed now, and
+    reorder_of pointing at the source. It ships to the profile's current default address,
+    or to where the source order went when the profile has none. Raises OrderNotFound if
+    the source isn't this customer's, OrderNotReorderable if it was cancelled.
+    """
+    source = get_order(session, customer_id, source_order_id)
+    if source is None:
+        raise OrderNotFound(customer_id, source_order_id)
+    if source.status is OrderStatus.CANCELLED:
+        raise OrderNotReorderable(source.order_id, source.status.value)
+    profile = session.get(Profile, customer_id)
+    if profile is None:
+        raise ProfileNotFound(customer_id)
+    lines = [
+        OrderLine(
+            line_no=line.line_no,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            options=dict(line.options),
+        )
+        for line in source.lines
+    ]
+    now = utcnow()
+    order = Order(
+        order_id=_unused_order_id(session),
+        customer_id=customer_id,
+        placed_at=now,
+        status=OrderStatus.PLACED,
+        channel=clean_text(channel, max_length=CHANNEL_MAX_LENGTH),
+        currency=source.currency,
+        total=order_total(lines),
+        reorder_of=source.order_id,
+        created_at=now,
+        lines=lines,
+    )
+    order.delivery_address = profile.address or source.delivery_address
+    session.add(order)
+    session.flush()
+    return order
+
+
+def record_order(session: Session, incoming: OrderIn) -> Change:
+    """Store an order as the source system has it; recording the same content is a no-op.
+
+    An order already stored for the same customer is brought in line with `incoming`
+    (status, channel, currency, address and lines matched by line number). An order id
+    that belongs to another customer raises OrderConflict.
+    """
+    if session.get(Profile, incoming.customer_id) is None:
+        raise ProfileNotFound(incoming.customer_id)
+    order = session.get(Order, incoming.order_id)
+    if order is None:
+        order = Order(order_id=incoming.order_id, customer_id=incoming.customer_id)
+        _apply_order(order, incoming)
+        session.add(order)
+        session.flush()
+        return Change.CREATED
+    if order.customer_id != incoming.customer_id:
+        raise OrderConflict(order.order_id, order.customer_id, incoming.customer_id)
+    if not _apply_order(order, incoming):
+        return Change.UNCHANGED
+    session.flush()
+    return Change.UPDATED
+
+
+def _apply_order(order: Order, incoming: OrderIn) -> bool:
+    """Copy `incoming` onto `order`, touching only what differs; True if anything did."""
+    changed = False
+    header = {
+        "placed_at": incoming.placed_at,
+        "status": incoming.status,
+        "channel": incoming.channel,
+        "currency": incoming.currency,
+    }
+    for name, value in header.items():
+        if getattr(order, name) != value:
+            setattr(order, name, value)
+            changed = True
+    if order.delivery_address != incoming.delivery_address:
+        order.delivery_address = incoming.delivery_address
+        changed = True
+    changed = _apply_lines(order, incoming) or changed
+    total = order_total(order.lines)
+    if order.total != total:
+        order.total = total
+        changed = True
+    return changed
+
+
+def _apply_lines(order: Order, incoming: OrderIn) -> bool:
+    """Update lines in place by line number (1-based), add missing ones, drop extra ones.
+
+    In place rather than replace-all: deleting and re-adding the same (order, line_no) in
+    one flush would trip the unique constraint.
+    """
+    changed = False
+    existing = {line.line_no: line for line in order.lines}
+    for line_no, wanted in enumerate(incoming.lines, start=1):
+        line = existing.get(line_no)
+        if line is None:
+            line = OrderLine(line_no=line_no)
+            order.lines.append(line)
+            changed = True
+        values = {
+            "sku": wanted.sku,
+            "name": wanted.name,
+            "quantity": wanted.quantity,
+            "unit_price": wanted.unit_price,
+            "options": dict(wanted.options),
+        }
+        for name, value in values.items():
+            if getattr(line, name) != value:
+                setattr(line, name, value)
+                changed = True
+    for line in [line for line in order.lines if line.line_no > len(incoming.lines)]:
+        order.lines.remove(line)
+        changed = True
+    return changed

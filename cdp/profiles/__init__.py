@@ -1,0 +1,1 @@
+"""Customer profiles: standard attributes, default address and custom attributes."""

@@ -1,0 +1,11 @@
+# The action server with the CDP package: rasa-sdk 3.6.2 (Python 3.10) plus SQLAlchemy 2 and
+# psycopg 3 from the same pinned requirements as the local actions venv.
+FROM rasa/rasa-sdk:3.6.2
+
+USER root
+WORKDIR /app
+COPY requirements/actions.txt /tmp/requirements-actions.txt
+RUN pip install --no-cache-dir -r /tmp/requirements-actions.txt && rm /tmp/requirements-actions.txt
+COPY cdp /app/cdp
+COPY actions /app/actions
+USER 1001

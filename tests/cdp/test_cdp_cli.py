@@ -1,0 +1,195 @@
+"""The command line, run as users run it: `python -m cdp ...` in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jwt
+import pytest
+
+import cdp
+from cdp.identity_token import IDENTITY_SECRET_ENV, verify_token
+
+REPO_ROOT = Path(cdp.__file__).resolve().parent.parent
+SECRET = "cli-test-secret-that-is-long-enough!!"
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(cdp_url: str) -> Cli:
+    """Run `python -m cdp ARGS` against the test database; extra env via keyword."""
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environment = {
+            key: value for key, value in os.environ.items() if key != IDENTITY_SECRET_ENV
+        }
+        environment |= {"CDP_DATABASE_URL": cdp_url, **env}
+        return subprocess.run(
+            [sys.executable, "-m", "cdp", *args],
+            cwd=REPO_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run
+
+
+def test_init_is_idempotent(cli: Cli) -> None:
+    first = cli("init")
+    assert first.returncode == 0, first.stderr
+    assert "schema revision 0001" in first.stdout
+    assert cli("init").returncode == 0
+
+
+def test_init_masks_the_password_of_the_url(tmp_path: Path) -> None:
+    environment = dict(os.environ, CDP_DATABASE_URL="postgresql://cdp:hunter2@127.0.0.1:1/cdp")
+    result = subprocess.run(
+        [sys.executable, "-m", "cdp", "init"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "postgresql+psycopg://cdp:***@127.0.0.1:1/cdp" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_commands_need_an_initialised_database(cli: Cli) -> None:
+    result = cli("profile", "show", "C-1001")
+    assert result.returncode == 1
+    assert "run `python -m cdp init`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_import_then_show_profile_as_json(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "customers.jsonl"
+    data.write_text(
+        json.dumps(
+            {
+                "kind": "profile",
+                "customer_id": "C-7",
+                "first_name": "Ana",
+                "phone": "+1 555 123 0007",
+                "email": "ana7@example.com",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "kind": "order",
+                "customer_id": "C-7",
+                "order_id": "O-7",
+                "placed_at": "2026-10-02T18:30:00Z",
+                "status": "delivered",
+                "channel": "web",
+                "currency": "USD",
+                "items": [{"sku": "SKU-1", "name": "Beans", "qty": 2, "unit_price": 3.5}],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert cli("init").returncode == 0
+    imported = cli("import", str(data))
+    assert imported.returncode == 0, imported.stderr
+    assert "2 records" in imported.stdout
+
+    shown = cli("profile", "show", "phone:+15551230007", "--json")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["customer_id"] == "C-7"
+    assert document["orders"]["last_order_id"] == "O-7"
+    assert document["orders"]["last_order_total"] == "7.00"
+
+    human = cli("profile", "show", "C-7")
+    assert human.returncode == 0
+    assert human.stdout.startswith("C-7  Ana\n")
+    assert "+15551230007" in human.stdout
+
+
+def test_import_error_names_file_line_and_field_and_writes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text(
+        '{"kind": "profile", "customer_id": "C-1"}\n'
+        '{"kind": "order", "customer_id": "C-1", "order_id": "O-1", "placed_at": '
+        '"2026-10-02T18:30:00Z", "status": "delivered", "channel": "web", "currency": "USD", '
+        '"items": [{"sku": "S", "name": "N", "qty": -1, "unit_price": 1}]}\n',
+        encoding="utf-8",
+    )
+    assert cli("init").returncode == 0
+    result = cli("import", str(data))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {data}:2: field items[1].qty: must be a positive whole number, got -1"
+    )
+    assert cli("profile", "show", "C-1").returncode == 1
+
+
+def test_import_of_missing_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    assert cli("init").returncode == 0
+    result = cli("import", str(tmp_path / "nope.jsonl"))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("No such file or directory")
+    assert "Traceback" not in result.stderr
+
+
+def test_profile_show_unknown_ref(cli: Cli) -> None:
+    assert cli("init").returncode == 0
+    missing = cli("profile", "show", "email:nobody@example.com")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "error: no profile matches 'email:nobody@example.com'",
+    )
+    bad_type = cli("profile", "show", "fax:123")
+    assert bad_type.returncode == 1
+    assert "unknown identity type 'fax'" in bad_type.stderr
+
+
+def test_seed_loads_demo_data_once(cli: Cli) -> None:
+    first = cli("seed")
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout
+    second = cli("seed")
+    assert second.returncode == 0, second.stderr
+    assert "left the data alone" in second.stdout
+    ana = json.loads(cli("profile", "show", "phone:+15551230001", "--json").stdout)
+    assert (ana["customer_id"], ana["first_name"], ana["last_name"]) == ("C-1001", "Ana", "Diaz")
+
+
+def test_token_mints_a_verifiable_token_for_known_customers(cli: Cli) -> None:
+    assert cli("seed").returncode == 0
+    result = cli("token", "C-1001", "--ttl", "120", **{IDENTITY_SECRET_ENV: SECRET})
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert verify_token(token, SECRET) == "C-1001"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 120
+
+    unknown = cli("token", "C-9999", **{IDENTITY_SECRET_ENV: SECRET})
+    assert unknown.returncode == 1
+    assert "--allow-unknown" in unknown.stderr
+    allowed = cli("token", "C-9999", "--allow-unknown", **{IDENTITY_SECRET_ENV: SECRET})
+    assert allowed.returncode == 0
+    assert verify_token(allowed.stdout.strip(), SECRET) == "C-9999"
+
+
+def test_token_needs_a_secret_and_a_sane_ttl(cli: Cli) -> None:
+    missing = cli("token", "C-1001", "--allow-unknown")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"error: {IDENTITY_SECRET_ENV} is not set; export a secret to mint tokens"
+    )
+    bad_ttl = cli("token", "C-1001", "--ttl", "0", **{IDENTITY_SECRET_ENV: SECRET})
+    assert bad_ttl.returncode == 2
+    assert "must be a positive whole number" in bad_ttl.stderr

@@ -1,0 +1,82 @@
+"""`make run`: prepare the CDP and the model, start both servers, say what to try.
+
+Ctrl-C (or either server dying) stops everything this command started.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from cdp.identity_token import mint_token
+from tools.paths import ACTIONS_PYTHON, REPO
+from tools.settings import DEMO_CUSTOMER_ID, local_settings
+from tools.stack import StackError, StackSettings, running_stack
+from tools.training import train
+
+DEMO_TOKEN_TTL_SECONDS = 24 * 3600
+
+
+def prepare_cdp(settings: StackSettings) -> None:
+    """Create or upgrade the CDP schema and seed the demo customers if it is empty."""
+    subprocess.run(
+        [str(ACTIONS_PYTHON), "-m", "cdp", "seed"],
+        cwd=REPO,
+        env=settings.environment(),
+        check=True,
+    )
+
+
+def welcome(settings: StackSettings) -> str:
+    token = mint_token(DEMO_CUSTOMER_ID, settings.identity_secret, DEMO_TOKEN_TTL_SECONDS)
+    return f"""
+The assistant is running. Ctrl-C stops it.
+
+  Rasa server     {settings.rasa_url}   (REST: /webhooks/rest/webhook, socket.io: /socket.io)
+  HTTP API        {settings.rasa_url}/status?token={settings.api_token}
+  Action server   {settings.action_url}/health
+  Logs            {settings.log_dir}
+
+Chat in this terminal as demo customer {DEMO_CUSTOMER_ID} (Ana):   make shell
+  ...or as an anonymous visitor:                             make shell CUSTOMER=anonymous
+Try: "hi", "same as last time please", "yes", "can I talk to a person".
+
+Or over REST with the customer's signed token (valid 24 h):
+  curl -s {settings.rasa_url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
+    -d '{{"sender": "demo-1", "message": "reorder my last order", \\
+         "metadata": {{"customer_token": "{token}"}}}}'
+"""
+
+
+def main() -> int:
+    try:
+        model = train()
+    except subprocess.CalledProcessError as error:
+        print(f"rasa train failed (exit code {error.returncode})", file=sys.stderr)
+        return 1
+    settings = local_settings(model)
+    prepare_cdp(settings)
+    # Ctrl-C reaches the whole foreground group; the servers run in their own groups and are
+    # stopped by running_stack, so here it only has to end the wait below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with running_stack(settings) as servers:
+            print(welcome(settings), flush=True)
+            while all(server.process.poll() is None for server in servers):
+                time.sleep(0.5)
+            dead = [s for s in servers if s.process.poll() is not None]
+            for server in dead:
+                print(f"{server.name} stopped unexpectedly; see {server.log_path}", file=sys.stderr)
+            return 1
+    except StackError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping the assistant...", flush=True)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
