@@ -92,6 +92,14 @@ def test_rasa_serves_the_mounted_files_with_the_api_behind_a_token() -> None:
     assert "--enable-api" in command
 
 
+def test_rasa_runs_with_the_project_patches() -> None:
+    rasa = SERVICES["rasa"]
+    assert rasa["entrypoint"] == ["python", "-m", "rasa_ext"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in rasa["volumes"]}
+    assert (REPO / mounts["/app/rasa_ext"] / "__main__.py").is_file()
+    assert environment("rasa")["PYTHONPATH"] == "/app"
+
+
 def test_the_action_image_installs_the_pinned_actions_requirements() -> None:
     text = (REPO / "deploy" / "action-server.Dockerfile").read_text()
     assert "requirements/actions.txt" in text

@@ -28,9 +28,9 @@ import requests
 
 from cdp.identity_token import mint_token
 from tools.databases import for_rasa, throwaway_postgres_database
-from tools.paths import ACTIONS_PYTHON, REPO, RESULTS
+from tools.paths import REPO, RESULTS
 from tools.settings import DEMO_CUSTOMER_ID
-from tools.stack import StackSettings, free_port, running_stack
+from tools.stack import isolated_settings, running_stack, seed_demo_cdp
 from tools.training import train
 
 NO_ACTION = "no_action"
@@ -125,27 +125,12 @@ def backend_urls(backend: str, workdir: Path) -> Iterator[tuple[str, str]]:
 
 
 def bench_backend(backend: str, model: Path, conversations: int, long_count: int) -> dict:
-    secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory() as tmp, backend_urls(backend, Path(tmp)) as urls:
-        settings = StackSettings(
-            model=model,
-            cdp_database_url=urls[0],
-            tracker_store_url=urls[1],
-            api_token=secrets.token_urlsafe(16),
-            identity_secret=secret,
-            rasa_port=free_port(),
-            action_port=free_port(),
-            log_dir=Path(tmp) / "log",
-        )
-        subprocess.run(
-            [str(ACTIONS_PYTHON), "-m", "cdp", "seed"],
-            cwd=REPO,
-            env=settings.environment(),
-            check=True,
-            capture_output=True,
-        )
+        settings = isolated_settings(model, *urls, Path(tmp))
+        seed_demo_cdp(settings, quiet=True)
         with running_stack(settings):
-            recorder = Recorder(settings.rasa_url, mint_token(DEMO_CUSTOMER_ID, secret, 3600))
+            token = mint_token(DEMO_CUSTOMER_ID, settings.identity_secret, 3600)
+            recorder = Recorder(settings.rasa_url, token)
             mixed_conversations(recorder, 5)  # warm-up: caches, connection pools, JIT paths
             recorder.samples.clear()
             mixed_conversations(recorder, conversations)

@@ -11,22 +11,11 @@ import sys
 import time
 
 from cdp.identity_token import mint_token
-from tools.paths import ACTIONS_PYTHON, REPO
 from tools.settings import DEMO_CUSTOMER_ID, local_settings
-from tools.stack import StackError, StackSettings, running_stack
+from tools.stack import StackError, StackSettings, running_stack, seed_demo_cdp
 from tools.training import train
 
 DEMO_TOKEN_TTL_SECONDS = 24 * 3600
-
-
-def prepare_cdp(settings: StackSettings) -> None:
-    """Create or upgrade the CDP schema and seed the demo customers if it is empty."""
-    subprocess.run(
-        [str(ACTIONS_PYTHON), "-m", "cdp", "seed"],
-        cwd=REPO,
-        env=settings.environment(),
-        check=True,
-    )
 
 
 def welcome(settings: StackSettings) -> str:
@@ -57,7 +46,7 @@ def main() -> int:
         print(f"rasa train failed (exit code {error.returncode})", file=sys.stderr)
         return 1
     settings = local_settings(model)
-    prepare_cdp(settings)
+    seed_demo_cdp(settings)
     # Ctrl-C reaches the whole foreground group; the servers run in their own groups and are
     # stopped by running_stack, so here it only has to end the wait below.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

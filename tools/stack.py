@@ -8,6 +8,7 @@ with SIGINT, then SIGKILL if it does not exit in time.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from tools.paths import ACTIONS_PYTHON, RASA_BIN, REPO, VAR
+from tools.paths import ACTIONS_PYTHON, RASA_PYTHON, REPO, VAR
 from tools.training import rasa_env
 
 # endpoints.yml names these; one process needs no Redis, so the defaults keep locks in memory.
@@ -72,6 +73,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def isolated_settings(
+    model: Path, cdp_database_url: str, tracker_store_url: str, work_dir: Path
+) -> StackSettings:
+    """Settings for a stack of its own (tests, benchmarks): fresh secrets, free ports."""
+    return StackSettings(
+        model=model,
+        cdp_database_url=cdp_database_url,
+        tracker_store_url=tracker_store_url,
+        api_token=secrets.token_urlsafe(16),
+        identity_secret=secrets.token_urlsafe(32),
+        rasa_port=free_port(),
+        action_port=free_port(),
+        log_dir=work_dir / "log",
+    )
+
+
+def seed_demo_cdp(settings: StackSettings, *, quiet: bool = False) -> None:
+    """`python -m cdp seed`: create or upgrade the schema, import the demo customers if empty."""
+    subprocess.run(
+        [str(ACTIONS_PYTHON), "-m", "cdp", "seed"],
+        cwd=REPO,
+        env=settings.environment(),
+        check=True,
+        capture_output=quiet,
+    )
 
 
 class StackError(RuntimeError):
@@ -158,8 +186,11 @@ def start_action_server(settings: StackSettings, timeout: float = 60) -> Running
 def start_rasa(settings: StackSettings, timeout: float = 180) -> RunningServer:
     server = _start(
         "rasa",
+        # rasa_ext: Rasa's CLI with the fixes of rasa_ext/patches.py applied.
         [
-            str(RASA_BIN),
+            str(RASA_PYTHON),
+            "-m",
+            "rasa_ext",
             "run",
             "--model",
             str(settings.model),

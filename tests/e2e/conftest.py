@@ -6,8 +6,6 @@ customers through the CDP CLI, as `make run` does.
 
 from __future__ import annotations
 
-import secrets
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,8 +15,7 @@ import pytest
 from tests.e2e.harness import Assistant
 from tests.postgres import postgres_database_or_skip
 from tools.databases import for_rasa
-from tools.paths import ACTIONS_PYTHON, REPO
-from tools.stack import StackSettings, free_port, start_action_server, start_rasa
+from tools.stack import isolated_settings, seed_demo_cdp, start_action_server, start_rasa
 from tools.training import train
 
 
@@ -31,7 +28,7 @@ def _databases(backend: str, stack: ExitStack, tmp: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(
-    scope="module",
+    scope="session",
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
 def assistant(
@@ -41,23 +38,8 @@ def assistant(
     tmp = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with ExitStack() as stack:
         cdp_url, tracker_url = _databases(request.param, stack, tmp)
-        settings = StackSettings(
-            model=model,
-            cdp_database_url=cdp_url,
-            tracker_store_url=tracker_url,
-            api_token=secrets.token_urlsafe(16),
-            identity_secret=secrets.token_urlsafe(32),
-            rasa_port=free_port(),
-            action_port=free_port(),
-            log_dir=tmp / "log",
-        )
-        subprocess.run(
-            [str(ACTIONS_PYTHON), "-m", "cdp", "seed"],
-            cwd=REPO,
-            env=settings.environment(),
-            check=True,
-            capture_output=True,
-        )
+        settings = isolated_settings(model, cdp_url, tracker_url, tmp)
+        seed_demo_cdp(settings, quiet=True)
         servers = {"action-server": start_action_server(settings)}
         stack.callback(lambda: [server.stop() for server in servers.values()])
         servers["rasa"] = start_rasa(settings)
