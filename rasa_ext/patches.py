@@ -13,9 +13,14 @@ from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.utils.common import all_subclasses
+
+from rasa_ext.history_states import states_for_tracker_history
+from rasa_ext.tracker_cache import retrieve_with_cache, save_and_keep
 
 
 @lru_cache(maxsize=1)
@@ -70,3 +75,6 @@ def resolve_event_type(type_name: str, default: type[Event] | None = None) -> ty
 def apply_patches() -> None:
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
     Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[method-assign]
+    SQLTrackerStore._retrieve = retrieve_with_cache  # type: ignore[method-assign]
+    SQLTrackerStore.save = save_and_keep  # type: ignore[method-assign]
+    Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]

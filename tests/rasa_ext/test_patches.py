@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import postgres_database_or_skip
+from tools.databases import for_rasa
 from tools.paths import RASA_PYTHON, REPO
 
 pytestmark = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa venv is not installed")
 
 
-@pytest.fixture(scope="module")
-def report() -> dict:
+def run_in_rasa_venv(script: str, *args: str) -> dict:
+    """Run a check script of this folder with the Rasa venv; it prints one JSON line last."""
     result = subprocess.run(
-        [str(RASA_PYTHON), str(Path(__file__).with_name("check_patches.py"))],
+        [str(RASA_PYTHON), str(Path(__file__).with_name(script)), *args],
         cwd=REPO,
         env={"PYTHONPATH": str(REPO), "RASA_TELEMETRY_ENABLED": "false"},
         capture_output=True,
@@ -24,6 +26,11 @@ def report() -> dict:
         check=True,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return run_in_rasa_venv("check_patches.py")
 
 
 def test_action_responses_are_judged_as_before(report: dict) -> None:
@@ -39,3 +46,22 @@ def test_event_types_resolve_as_before(report: dict) -> None:
     assert report["types_equal"] and report["type_count"] > 20
     assert report["topic"] and report["default"]
     assert report["unknown"] == "Unknown event name 'no_such_event'."
+
+
+def test_incremental_history_states_equal_rasas_at_every_turn() -> None:
+    history = run_in_rasa_venv("check_history_states.py")
+    assert history["comparisons"] == 272 and history["mismatches"] == []
+    # It really continues: Rasa's full computation only where continuing isn't safe.
+    assert history["full_computations"] < history["comparisons"] / 4
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_cached_tracker_store_returns_what_rasa_returns(backend: str, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        checks = run_in_rasa_venv("check_tracker_cache.py", f"sqlite:///{tmp_path / 't.db'}")
+    else:
+        with postgres_database_or_skip("tracker_cache") as url:
+            checks = run_in_rasa_venv("check_tracker_cache.py", for_rasa(url))
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 5
