@@ -18,8 +18,10 @@ from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.tensorflow.models import RasaModel
 
 from rasa_ext.history_states import states_for_tracker_history
+from rasa_ext.tf_predict import rasa_predict_on_concrete_graph
 from rasa_ext.tracker_cache import retrieve_with_cache, save_and_keep
 
 
@@ -78,3 +80,4 @@ def apply_patches() -> None:
     SQLTrackerStore._retrieve = retrieve_with_cache  # type: ignore[method-assign]
     SQLTrackerStore.save = save_and_keep  # type: ignore[method-assign]
     Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]
+    RasaModel._rasa_predict = rasa_predict_on_concrete_graph  # type: ignore[method-assign]

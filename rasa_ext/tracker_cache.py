@@ -16,11 +16,12 @@ import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, SessionStarted, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 # Rasa's own: the full history of all sessions is rarely asked for (the HTTP API), and saving
 # stays Rasa's, followed by keeping what was saved.
@@ -115,19 +116,44 @@ async def retrieve_with_cache(
     return DialogueStateTracker.from_events(sender_id, list(cached.events), self.domain.slots)
 
 
+def _row(store: SQLTrackerStore, sender_id: str, event: Event) -> Any:
+    """The row Rasa's SQLTrackerStore.save writes for an event."""
+    data = event.as_dict()
+    return store.SQLEvent(
+        sender_id=sender_id,
+        type_name=event.type_name,
+        timestamp=data.get("timestamp"),
+        intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        action_name=data.get("name"),
+        data=json.dumps(data),
+    )
+
+
 async def save_and_keep(self: SQLTrackerStore, tracker: DialogueStateTracker) -> None:
-    """`SQLTrackerStore.save`, then keep the saved session's events for the next retrieve."""
-    await original_save(self, tracker)
+    """`SQLTrackerStore.save` for a conversation read through the cache: insert the events
+    added since, without counting the stored ones first, and keep them for the next turn."""
+    cache = _cache_of(self)
+    cached = cache.get(tracker.sender_id)
     events = list(tracker.events)
-    starts = [i for i, event in enumerate(events) if isinstance(event, SessionStarted)]
-    row = self.SQLEvent
-    with self.session_scope() as session:
-        last_row_id = (
-            session.query(sa.func.max(row.id)).filter(row.sender_id == tracker.sender_id).scalar()
-        )
-    if last_row_id is None:
+    known = len(cached.events) if cached else 0
+    if (
+        cached is None
+        or self.event_broker is not None
+        or len(events) < known
+        or any(a is not b for a, b in zip(cached.events, events, strict=False))
+    ):
+        # Not a continuation of what this process read: Rasa's way, and read afresh next time.
+        cache.drop(tracker.sender_id)
+        await original_save(self, tracker)
         return
+    rows = [_row(self, tracker.sender_id, event) for event in events[known:]]
+    with self.session_scope() as session:
+        session.add_all(rows)
+        session.flush()  # assigns the row ids
+        last_row_id = rows[-1].id if rows else cached.last_row_id
+        session.commit()
+    starts = [i for i, event in enumerate(events) if isinstance(event, SessionStarted)]
     # The same events Rasa's query returns: from the latest session start on.
-    _cache_of(self).put(
+    cache.put(
         tracker.sender_id, CachedSession(last_row_id, events[starts[-1] :] if starts else events)
     )

@@ -10,11 +10,25 @@ from pathlib import Path
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_ext.patches import apply_patches
-from rasa_ext.tracker_cache import original_retrieve
+from rasa_ext.tracker_cache import original_retrieve, original_save
 
 domain = Domain.load("domain.yml")
+
+
+def rows(store, sender):
+    event = store.SQLEvent
+    with store.session_scope() as session:
+        return [
+            list(row)
+            for row in session.query(
+                event.type_name, event.timestamp, event.intent_name, event.action_name, event.data
+            )
+            .filter(event.sender_id == sender)
+            .order_by(event.id)
+        ]
 
 
 def dumped(tracker):
@@ -43,6 +57,22 @@ async def main(url):
         tracker.update(event)
     await this_replica.save(tracker)
     await agree("after own save", "c1")
+
+    # A second turn through the cache: only the new events are inserted, as Rasa would.
+    mine = await this_replica.retrieve("c1")
+    for event in [
+        ActionExecuted("action_greet"),
+        ActionExecuted("action_listen"),
+        UserUttered("repeat", {"name": "repeat_order", "confidence": 1}),
+    ]:
+        mine.update(event)
+    await this_replica.save(mine)
+    await agree("after a cached turn", "c1")
+    reference = DialogueStateTracker.from_events("c2", list(mine.events), domain.slots)
+    await original_save(other_replica, reference)
+    checks["rows as Rasa writes them"] = (
+        rows(this_replica, "c1")[-3:] == rows(this_replica, "c2")[-3:]
+    )
 
     theirs = await other_replica.retrieve("c1")
     theirs.update(ActionExecuted("action_greet"))

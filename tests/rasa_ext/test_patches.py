@@ -11,6 +11,7 @@ import pytest
 from tests.postgres import postgres_database_or_skip
 from tools.databases import for_rasa
 from tools.paths import RASA_PYTHON, REPO
+from tools.training import train
 
 pytestmark = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa venv is not installed")
 
@@ -64,4 +65,9 @@ def test_cached_tracker_store_returns_what_rasa_returns(backend: str, tmp_path: 
     else:
         with postgres_database_or_skip("tracker_cache") as url:
             checks = run_in_rasa_venv("check_tracker_cache.py", for_rasa(url))
-    assert checks == dict.fromkeys(checks, True) and len(checks) == 5
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 7
+
+
+def test_models_predict_the_same_through_the_concrete_graph() -> None:
+    result = run_in_rasa_venv("check_tf_predict.py", str(train()))
+    assert result == {"same": True, "actions": 12}
