@@ -69,6 +69,20 @@ def make_address(
     )
 
 
+ADDRESS_PARTS = ("line1", "line2", "city", "region", "postal_code", "country")
+
+
+def read_address_columns(record: object, prefix: str) -> Address | None:
+    """The Address stored in `record`'s columns named prefix + part (e.g. `delivery_city`)."""
+    return address_from_columns(*(getattr(record, prefix + part) for part in ADDRESS_PARTS))
+
+
+def write_address_columns(record: object, prefix: str, address: Address | None) -> None:
+    """Store `address` (or clear it, for None) in `record`'s columns named prefix + part."""
+    for part in ADDRESS_PARTS:
+        setattr(record, prefix + part, getattr(address, part) if address else None)
+
+
 def address_from_columns(
     line1: str | None,
     line2: str | None,

@@ -50,7 +50,7 @@ CONVERSATION = (
 )
 LONG_TURN = ("same as last time please", CDP_READ, "Shall I place the same order again?")
 PROBE_TURNS = (10, 50, 100)
-WINDOW = 2  # a probe is the median of turns k-2..k+2, in every long conversation
+WINDOW = 3  # a probe is the median of turns k-3..k+3, in every long conversation
 
 TARGET_CDP_RATIO = 1.3
 TARGET_CDP_P50_MS = 50.0
@@ -217,7 +217,7 @@ def git_commit() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=40)
-    parser.add_argument("--long", type=int, default=3, help="long conversations per backend")
+    parser.add_argument("--long", type=int, default=5, help="long conversations per backend")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     args = parser.parse_args()
     model = train()

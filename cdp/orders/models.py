@@ -15,7 +15,8 @@ from cdp.addresses import (
     POSTAL_CODE_MAX_LENGTH,
     REGION_MAX_LENGTH,
     Address,
-    address_from_columns,
+    read_address_columns,
+    write_address_columns,
 )
 from cdp.clock import utcnow
 from cdp.column_types import BIG_ID, string_enum
@@ -77,23 +78,11 @@ class Order(Base):
     @property
     def delivery_address(self) -> Address | None:
         """Where the order goes, None when unknown."""
-        return address_from_columns(
-            self.delivery_line1,
-            self.delivery_line2,
-            self.delivery_city,
-            self.delivery_region,
-            self.delivery_postal_code,
-            self.delivery_country,
-        )
+        return read_address_columns(self, "delivery_")
 
     @delivery_address.setter
     def delivery_address(self, address: Address | None) -> None:
-        self.delivery_line1 = address.line1 if address else None
-        self.delivery_line2 = address.line2 if address else None
-        self.delivery_city = address.city if address else None
-        self.delivery_region = address.region if address else None
-        self.delivery_postal_code = address.postal_code if address else None
-        self.delivery_country = address.country if address else None
+        write_address_columns(self, "delivery_", address)
 
 
 class OrderLine(Base):

@@ -13,7 +13,8 @@ from cdp.addresses import (
     POSTAL_CODE_MAX_LENGTH,
     REGION_MAX_LENGTH,
     Address,
-    address_from_columns,
+    read_address_columns,
+    write_address_columns,
 )
 from cdp.clock import utcnow
 from cdp.db import Base
@@ -50,23 +51,11 @@ class Profile(Base):
     @property
     def address(self) -> Address | None:
         """The default delivery address, None when the profile has none."""
-        return address_from_columns(
-            self.address_line1,
-            self.address_line2,
-            self.address_city,
-            self.address_region,
-            self.address_postal_code,
-            self.address_country,
-        )
+        return read_address_columns(self, "address_")
 
     @address.setter
     def address(self, address: Address | None) -> None:
-        self.address_line1 = address.line1 if address else None
-        self.address_line2 = address.line2 if address else None
-        self.address_city = address.city if address else None
-        self.address_region = address.region if address else None
-        self.address_postal_code = address.postal_code if address else None
-        self.address_country = address.country if address else None
+        write_address_columns(self, "address_", address)
 
 
 @dataclass(frozen=True)
