@@ -32,7 +32,8 @@ run: venvs  ## train if needed, seed the CDP, start the action server and Rasa (
 shell: $(ACTIONS_VENV)/.installed  ## chat from the terminal as CUSTOMER (default C-1001; CUSTOMER=anonymous)
 	@$(PY) -m tools.chat --customer $(CUSTOMER)
 
-token: $(ACTIONS_VENV)/.installed  ## print a signed customer token for CUSTOMER
+token: $(ACTIONS_VENV)/.installed  ## print a signed customer token for CUSTOMER (seeds the demo CDP if empty)
+	@$(PY) -m cdp seed > /dev/null
 	@CDP_IDENTITY_SECRET="$${CDP_IDENTITY_SECRET:-$$($(PY) -c 'from tools.settings import local_secret; print(local_secret("CDP_IDENTITY_SECRET", "identity_secret"))')}" \
 		$(PY) -m cdp token $(CUSTOMER)
 
