@@ -5,6 +5,7 @@ Ctrl-C (or either server dying) stops everything this command started.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ DEMO_TOKEN_TTL_SECONDS = 24 * 3600
 
 def welcome(settings: StackSettings) -> str:
     token = mint_token(DEMO_CUSTOMER_ID, settings.identity_secret, DEMO_TOKEN_TTL_SECONDS)
+    message = {"sender": "demo-1", "message": "reorder my last order"}
+    payload = json.dumps({**message, "metadata": {"customer_token": token}})
     return f"""
 The assistant is running. Ctrl-C stops it.
 
@@ -34,8 +37,7 @@ Try: "hi", "same as last time please", "yes", "can I talk to a person".
 
 Or over REST with the customer's signed token (valid 24 h):
   curl -s {settings.rasa_url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
-    -d '{{"sender": "demo-1", "message": "reorder my last order", \\
-         "metadata": {{"customer_token": "{token}"}}}}'
+    -d '{payload}'
 """
 
 
