@@ -12,8 +12,6 @@ started or ran) it recomputes everything as Rasa does.
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +27,8 @@ from rasa.shared.core.events import (
     UserUtteranceReverted,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+
+from rasa_ext.recent import RecentItems, continues
 
 CACHE_SIZE_ENV = "RASA_STATES_CACHE_SIZE"
 DEFAULT_CACHE_SIZE = 5000
@@ -53,12 +53,9 @@ class StatesProgress:
     turn_was_hidden: bool = False
 
 
-_progress: OrderedDict[tuple[Any, ...], StatesProgress] = OrderedDict()
-
-
-def _continues(progress: StatesProgress, events: list[Event]) -> bool:
-    seen = progress.events
-    return len(events) >= len(seen) and all(a is b for a, b in zip(seen, events, strict=False))
+_progress: RecentItems[tuple[Any, ...], StatesProgress] = RecentItems(
+    CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE
+)
 
 
 def _safe_to_append(new_events: list[Event], loop_names: set[str]) -> bool:
@@ -115,7 +112,7 @@ def states_for_tracker_history(
         or progress.domain is not self
         # Only the ML view of the history uses it; RulePolicy builds an equal dict every call.
         or (ignore_rule_only_turns and progress.rule_only_data != rule_only_data)
-        or not _continues(progress, events)
+        or not continues(progress.events, events)
         or not _safe_to_append(events[len(progress.events) :], progress.loop_names)
     ):
         # Rasa's own computation, then the replayed tracker to continue from next time.
@@ -127,7 +124,6 @@ def states_for_tracker_history(
         )
         return result
     _advance(self, progress, events, omit_unset_slots, ignore_rule_only_turns)
-    _progress.move_to_end(key)
     return _with_current_turn(self, progress, omit_unset_slots, ignore_rule_only_turns)
 
 
@@ -194,17 +190,14 @@ def _remember(
     if len(applied) != len(events) - start or any(
         a is not b for a, b in zip(applied, events[start:], strict=False)
     ):
-        _progress.pop(key, None)
+        _progress.drop(key)
         return
     loop_names = {e.name for e in events if isinstance(e, ActiveLoop) and e.name}
     progress = StatesProgress(
         domain, rule_only_data, loop_names, events[:start], tracker.init_copy()
     )
     _advance(domain, progress, events, omit_unset_slots, ignore_rule_only_turns)
-    _progress[key] = progress
-    _progress.move_to_end(key)
-    while len(_progress) > int(os.environ.get(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE)):
-        _progress.popitem(last=False)
+    _progress.put(key, progress)
 
 
 def _events_before_session_start(events: list[Event]) -> int:

@@ -13,8 +13,6 @@ when other replicas wrote them.
 from __future__ import annotations
 
 import json
-import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,8 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event, SessionStarted, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from rasa_ext.recent import RecentItems, continues
 
 # Rasa's own: the full history of all sessions is rarely asked for (the HTTP API), and saving
 # stays Rasa's, followed by keeping what was saved.
@@ -40,34 +40,11 @@ class CachedSession:
     events: list[Event]
 
 
-class SessionCache:
-    """Least-recently-used cache of conversations' latest sessions."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._sessions: OrderedDict[str, CachedSession] = OrderedDict()
-
-    def get(self, sender_id: str) -> CachedSession | None:
-        cached = self._sessions.get(sender_id)
-        if cached is not None:
-            self._sessions.move_to_end(sender_id)
-        return cached
-
-    def put(self, sender_id: str, session: CachedSession) -> None:
-        self._sessions[sender_id] = session
-        self._sessions.move_to_end(sender_id)
-        while len(self._sessions) > self.size:
-            self._sessions.popitem(last=False)
-
-    def drop(self, sender_id: str) -> None:
-        self._sessions.pop(sender_id, None)
-
-
-def _cache_of(store: SQLTrackerStore) -> SessionCache:
+def _cache_of(store: SQLTrackerStore) -> RecentItems[str, CachedSession]:
     cache = getattr(store, "_session_cache", None)
     if cache is None:
-        size = int(os.environ.get(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE))
-        cache = store._session_cache = SessionCache(size)  # type: ignore[attr-defined]
+        cache = RecentItems(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE)
+        store._session_cache = cache  # type: ignore[attr-defined]
     return cache
 
 
@@ -135,25 +112,19 @@ async def save_and_keep(self: SQLTrackerStore, tracker: DialogueStateTracker) ->
     cache = _cache_of(self)
     cached = cache.get(tracker.sender_id)
     events = list(tracker.events)
-    known = len(cached.events) if cached else 0
-    if (
-        cached is None
-        or self.event_broker is not None
-        or len(events) < known
-        or any(a is not b for a, b in zip(cached.events, events, strict=False))
-    ):
+    if cached is None or self.event_broker is not None or not continues(cached.events, events):
         # Not a continuation of what this process read: Rasa's way, and read afresh next time.
         cache.drop(tracker.sender_id)
         await original_save(self, tracker)
         return
+    known = len(cached.events)
     rows = [_row(self, tracker.sender_id, event) for event in events[known:]]
     with self.session_scope() as session:
         session.add_all(rows)
         session.flush()  # assigns the row ids
         last_row_id = rows[-1].id if rows else cached.last_row_id
         session.commit()
-    starts = [i for i, event in enumerate(events) if isinstance(event, SessionStarted)]
-    # The same events Rasa's query returns: from the latest session start on.
-    cache.put(
-        tracker.sender_id, CachedSession(last_row_id, events[starts[-1] :] if starts else events)
-    )
+    # Keep what Rasa's query returns: the events from the latest session start on. The cached
+    # ones already start there, so only the new events can hold a later start.
+    starts = [known + i for i, e in enumerate(events[known:]) if isinstance(e, SessionStarted)]
+    cache.put(tracker.sender_id, CachedSession(last_row_id, events[starts[-1] if starts else 0 :]))
