@@ -1,0 +1,21 @@
+"""Custom and computed attributes, value provenance, product catalogue.
+
+Revision ID: 0002
+Revises: 0001
+Created: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
