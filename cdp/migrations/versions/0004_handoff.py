@@ -1,0 +1,21 @@
+"""Human handoffs: packages, ownership state machine and its transitions, agent messages.
+
+Revision ID: 0004
+Revises: 0003
+Created: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
