@@ -5,7 +5,9 @@ line to stderr and exit 1; no tracebacks.
 """
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,15 +17,27 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
+from cdp.api.app import API_TOKEN_ENV, api_token, create_app
+from cdp.attributes.definitions import custom_definitions_path, load_custom_definitions
+from cdp.attributes.service import check_definitions_against_data
+from cdp.computed.definitions import computed_definitions_path, load_computed_definitions
+from cdp.computed.service import recompute_profile
 from cdp.config import database_url, masked_url
 from cdp.db import current_revision, head_revision, make_engine, migrate, transaction
 from cdp.errors import CdpError, ImportRecordError, InvalidValue
 from cdp.identity_token import DEFAULT_TTL_SECONDS, IDENTITY_SECRET_ENV, identity_secret, mint_token
 from cdp.importer import ImportSummary, import_file
+from cdp.merges.service import unmerge
+from cdp.privacy.audit import record_audit
+from cdp.privacy.keys import ERASURE_KEY_ENV
+from cdp.privacy.models import AuditAction
+from cdp.privacy.service import erase_person, export_person
+from cdp.profiles.context import context_document, profile_context
 from cdp.profiles.models import Profile
 from cdp.profiles.service import get_profile, normalise_customer_id, profile_document, resolve_ref
 
 SEED_FILE = Path(__file__).resolve().parent / "seed" / "demo_customers.jsonl"
+RECOMPUTE_BATCH = 500
 
 
 class CommandFailed(Exception):
@@ -69,6 +83,38 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the profile document as JSON")
     show.set_defaults(command=run_profile_show)
 
+    recompute = commands.add_parser(
+        "recompute", help="rebuild computed attribute state from orders and events"
+    )
+    recompute.add_argument("ref", nargs="?", metavar="REF", help="one profile (default: all)")
+    recompute.set_defaults(command=run_recompute)
+
+    attributes = commands.add_parser("attributes", help="custom and computed definitions")
+    attribute_commands = attributes.add_subparsers(required=True, metavar="ACTION")
+    check = attribute_commands.add_parser(
+        "check", help="load both definition files and check them against the stored data"
+    )
+    check.set_defaults(command=run_attributes_check)
+
+    export = commands.add_parser("export", help="everything about a person as JSON (audited)")
+    export.add_argument("ref", metavar="REF", help="customer id, or type:value")
+    export.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
+    export.set_defaults(command=run_export)
+
+    erase = commands.add_parser("erase", help=f"erase a person for good ({ERASURE_KEY_ENV})")
+    erase.add_argument("ref", metavar="REF", help="customer id, or type:value")
+    erase.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the log)")
+    erase.set_defaults(command=run_erase)
+
+    undo = commands.add_parser("unmerge", help="undo a profile merge")
+    undo.add_argument("merge_id", type=_positive_int_argument, metavar="MERGE_ID")
+    undo.set_defaults(command=run_unmerge)
+
+    serve = commands.add_parser("serve", help=f"serve the HTTP API ({API_TOKEN_ENV})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_positive_int_argument, default=8085, metavar="PORT")
+    serve.set_defaults(command=run_serve)
+
     seed = commands.add_parser("seed", help="load the demo customers into an empty database")
     seed.set_defaults(command=run_seed)
 
@@ -109,10 +155,105 @@ def run_profile_show(args: argparse.Namespace) -> None:
         if profile is None:
             raise CommandFailed(f"no profile matches {args.ref!r}")
         document = profile_document(session, profile)
+        context = profile_context(session, profile.customer_id)
+        if context is not None:
+            document |= context_document(context)
+        record_audit(
+            session,
+            os_user(),
+            AuditAction.READ,
+            profile.customer_id,
+            "cli profile show",
+            sorted(document),
+        )
     if args.json:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(_describe(document))
+
+
+def run_recompute(args: argparse.Namespace) -> None:
+    with _database(migrate_first=False) as engine:
+        with transaction(engine) as session:
+            if args.ref is not None:
+                profile = resolve_ref(session, args.ref)
+                if profile is None:
+                    raise CommandFailed(f"no profile matches {args.ref!r}")
+                recompute_profile(session, profile.customer_id)
+                print(f"recomputed {profile.customer_id}")
+                return
+            customer_ids = list(session.scalars(select(Profile.customer_id)))
+        # Everyone: short transactions of a few hundred profiles, not one huge one.
+        for start in range(0, len(customer_ids), RECOMPUTE_BATCH):
+            with transaction(engine) as session:
+                for customer_id in customer_ids[start : start + RECOMPUTE_BATCH]:
+                    recompute_profile(session, customer_id)
+    print(f"recomputed {len(customer_ids)} profiles")
+
+
+def run_attributes_check(_args: argparse.Namespace) -> None:
+    custom = load_custom_definitions()
+    computed = load_computed_definitions()
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        check_definitions_against_data(session, custom)
+    print(
+        f"{custom_definitions_path()}: version {custom.version}, "
+        f"{len(custom.attributes)} custom attributes\n"
+        f"{computed_definitions_path()}: version {computed.version}, "
+        f"{len(computed.names)} computed attributes\n"
+        "definitions agree with the stored data"
+    )
+
+
+def run_export(args: argparse.Namespace) -> None:
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        document = export_person(session, args.ref)
+        record_audit(
+            session, os_user(), AuditAction.EXPORT, document["customer_id"], "cli export", ["*"]
+        )
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if args.output is None:
+        print(text)
+        return
+    try:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise CommandFailed(f"cannot write {args.output}: {error.strerror}") from None
+    print(f"exported {document['customer_id']} to {args.output}")
+
+
+def run_erase(args: argparse.Namespace) -> None:
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        erasure = erase_person(session, args.ref, os_user(), args.reason)
+    print(
+        f"erased {args.ref}: {erasure.profiles} profiles, "
+        f"{erasure.identifiers} identifiers kept only as keyed hashes"
+    )
+
+
+def run_unmerge(args: argparse.Namespace) -> None:
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        record = unmerge(session, args.merge_id, os_user())
+    print(
+        f"undid merge {record.id}: {record.merged_id} is separate from {record.survivor_id} again"
+    )
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    token = api_token()
+    with _database(migrate_first=False) as engine:
+        print(
+            f"CDP API on http://{args.host}:{args.port} ({masked_url(database_url())})", flush=True
+        )
+        create_app(engine, token).run(host=args.host, port=args.port, access_log=False, motd=False)
+
+
+def os_user() -> str:
+    """Who runs the command, for the audit log."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def run_seed(_args: argparse.Namespace) -> None:
@@ -202,9 +343,20 @@ def _describe(document: dict[str, Any]) -> str:
         ("identities", "; ".join(_describe_identity(item) for item in document["identities"])),
         ("orders", _describe_orders(document["orders"])),
         ("custom", json.dumps(custom, ensure_ascii=False) if custom else None),
+        ("computed", _describe_computed(document.get("computed", {}))),
     ]
     header = f"{document['customer_id']}  {name}".rstrip()
     return "\n".join([header] + [f"  {label:<11}{value}" for label, value in rows if value])
+
+
+def _describe_computed(computed: dict[str, Any]) -> str:
+    shown = []
+    for name, value in computed.items():
+        if isinstance(value, dict):
+            value = value["value"]
+        if value not in (None, [], 0):
+            shown.append(f"{name}={json.dumps(value, ensure_ascii=False)}")
+    return "; ".join(shown)
 
 
 def _describe_identity(identity: dict[str, Any]) -> str:

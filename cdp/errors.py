@@ -87,3 +87,36 @@ class ImportRecordError(CdpError):
         self.line_no = line_no
         self.field = field
         self.reason = reason
+
+
+class ErasedIdentity(CdpError):
+    """The identifier belonged to a person who was erased; re-creating them needs consent."""
+
+    def __init__(self, identity_type: str) -> None:
+        super().__init__(
+            f"this {identity_type} belonged to an erased person; a new profile is created "
+            "only when re-creation is explicitly allowed"
+        )
+        self.identity_type = identity_type
+
+
+class ErasureKeyMissing(CdpError):
+    """CDP_ERASURE_KEY is needed to hash erased identifiers and is not set."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(
+            f"{variable} is not set; export a secret (at least 16 characters) to erase people "
+            "or to check identifiers against erased ones"
+        )
+
+
+class MergeRefused(CdpError):
+    """A merge or unmerge can't be done as asked; the message says why."""
+
+
+class MergeNotFound(CdpError):
+    """No merge has this id."""
+
+    def __init__(self, merge_id: int) -> None:
+        super().__init__(f"unknown merge {merge_id}")
+        self.merge_id = merge_id

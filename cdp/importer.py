@@ -1,4 +1,4 @@
-"""JSON Lines import of profiles, orders, events and identities.
+"""JSON Lines import of profiles, orders, events, identities, consents and products.
 
 One record per line, each with a `kind`. The whole file is one unit: the first bad line
 raises ImportRecordError (line, field path, reason) and the caller's transaction rolls
@@ -7,7 +7,8 @@ importing the same file again changes nothing. A line may only refer to customer
 stored or defined by an earlier line.
 
 Numbers are parsed as Decimal, so prices are exact; free-form objects (custom, options,
-properties) get ordinary JSON numbers back.
+properties) get ordinary JSON numbers back. Declared custom attributes are checked against
+their definitions (cdp.attributes), and the definitions against the stored data first.
 """
 
 import json
@@ -22,9 +23,24 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from cdp.addresses import Address, make_address
+from cdp.attributes.definitions import STANDARD_ATTRIBUTES, load_custom_definitions
+from cdp.attributes.errors import AttributeTypeChanged, UnknownAttribute, UnverifiedOverwrite
+from cdp.attributes.service import check_definitions_against_data
+from cdp.catalogue.models import ProductIn
+from cdp.catalogue.service import upsert_product
 from cdp.changes import Change
 from cdp.clock import parse_timestamp
+from cdp.consents.models import ConsentIn
+from cdp.consents.service import (
+    clean_evidence,
+    clean_source,
+    parse_channel,
+    parse_purpose,
+    parse_status,
+    record_consent,
+)
 from cdp.errors import (
+    ErasedIdentity,
     IdentityConflict,
     ImportRecordError,
     InvalidValue,
@@ -51,6 +67,7 @@ from cdp.profiles.service import (
     normalise_customer_id,
     normalise_language,
     normalise_name,
+    normalise_timezone,
     upsert_profile,
 )
 from cdp.validation import (
@@ -62,7 +79,7 @@ from cdp.validation import (
     describe_type,
 )
 
-KINDS = ("profile", "order", "event", "identity")
+KINDS = ("profile", "order", "event", "identity", "consent", "product")
 WHOLE_LINE = "$"
 
 _PROFILE_FIELDS = frozenset(
@@ -78,6 +95,8 @@ _PROFILE_FIELDS = frozenset(
         "language",
         "address",
         "custom",
+        "timezone",
+        "verified",
     }
 )
 _ORDER_FIELDS = frozenset(
@@ -100,6 +119,10 @@ _EVENT_FIELDS = frozenset(
     {"kind", "customer_id", "type", "at", "event_id", "channel", "properties"}
 )
 _IDENTITY_FIELDS = frozenset({"kind", "customer_id", "type", "value", "verified"})
+_PRODUCT_FIELDS = frozenset({"kind", "sku", "name", "price", "currency", "available"})
+_CONSENT_FIELDS = frozenset(
+    {"kind", "customer_id", "purpose", "channel", "status", "at", "source", "evidence"}
+)
 
 T = TypeVar("T")
 
@@ -146,6 +169,7 @@ def import_file(session: Session, path: Path) -> ImportSummary:
 def import_lines(session: Session, lines: Iterable[bytes | str]) -> ImportSummary:
     """Import records from lines numbered from 1; blank lines are skipped."""
     summary = ImportSummary()
+    check_definitions_against_data(session, load_custom_definitions())
     for line_no, raw in enumerate(lines, start=1):
         text = _decode(line_no, raw)
         if not text.strip():
@@ -154,6 +178,14 @@ def import_lines(session: Session, lines: Iterable[bytes | str]) -> ImportSummar
         kind = record.required("kind", _kind)
         summary.by_kind[kind].add(_IMPORTERS[kind](session, record))
     return summary
+
+
+def import_record(session: Session, data: dict[str, Any]) -> tuple[str, Change]:
+    """Import one record already parsed from JSON (numbers as Decimal), e.g. an HTTP API
+    body; errors are ImportRecordError with line 1. Returns the kind and what changed."""
+    record = _Fields(1, "", data)
+    kind = record.required("kind", _kind)
+    return kind, _IMPORTERS[kind](session, record)
 
 
 class _Fields:
@@ -353,15 +385,40 @@ def _import_profile(session: Session, record: _Fields) -> Change:
         email=record.optional("email", partial(normalise, IdentityType.EMAIL)),
         phone=record.optional("phone", partial(normalise, IdentityType.PHONE)),
         language=record.optional("language", normalise_language),
+        timezone=record.optional("timezone", normalise_timezone),
         address=_optional_address(record, "address"),
         custom=record.optional("custom", _free_form_object),
         email_verified=record.optional("email_verified", _boolean) or False,
         phone_verified=record.optional("phone_verified", _boolean) or False,
+        verified=record.optional("verified", _boolean) or False,
     )
     try:
         return upsert_profile(session, customer_id, attributes, IdentitySource.IMPORT)
     except IdentityConflict as conflict:
         raise record.error(conflict.identity_type, str(conflict)) from None
+    except ErasedIdentity as erased:
+        raise record.error(erased.identity_type, str(erased)) from None
+    except InvalidValue as error:
+        path = f"custom.{error.field}" if error.field else "custom"
+        raise record.error(path, error.reason) from None
+    except (UnknownAttribute, AttributeTypeChanged) as error:
+        raise record.error(f"custom.{error.name}", str(error)) from None
+    except UnverifiedOverwrite as error:
+        path = error.name if error.name in STANDARD_ATTRIBUTES else f"custom.{error.name}"
+        raise record.error(path, str(error)) from None
+
+
+def _import_product(session: Session, record: _Fields) -> Change:
+    record.reject_unknown(_PRODUCT_FIELDS)
+    available = record.optional("available", _boolean)
+    incoming = ProductIn(
+        sku=record.required("sku", partial(clean_text, max_length=SKU_MAX_LENGTH)),
+        name=record.required("name", partial(clean_text, max_length=PRODUCT_NAME_MAX_LENGTH)),
+        price=record.required("price", clean_amount),
+        currency=record.required("currency", clean_currency),
+        available=True if available is None else available,
+    )
+    return upsert_product(session, incoming)
 
 
 def _import_order(session: Session, record: _Fields) -> Change:
@@ -438,8 +495,26 @@ def _import_identity(session: Session, record: _Fields) -> Change:
         )
     except ProfileNotFound:
         raise _unknown_customer(record, customer_id) from None
-    except IdentityConflict as conflict:
+    except (IdentityConflict, ErasedIdentity) as conflict:
         raise record.error("value", str(conflict)) from None
+
+
+def _import_consent(session: Session, record: _Fields) -> Change:
+    record.reject_unknown(_CONSENT_FIELDS)
+    customer_id = record.required("customer_id", normalise_customer_id)
+    incoming = ConsentIn(
+        customer_id=customer_id,
+        purpose=record.required("purpose", parse_purpose),
+        channel=record.required("channel", parse_channel),
+        status=record.required("status", parse_status),
+        recorded_at=record.required("at", parse_timestamp),
+        source=record.required("source", clean_source),
+        evidence=record.optional("evidence", clean_evidence),
+    )
+    try:
+        return record_consent(session, incoming)
+    except ProfileNotFound:
+        raise _unknown_customer(record, customer_id) from None
 
 
 _IMPORTERS: dict[str, Callable[[Session, _Fields], Change]] = {
@@ -447,4 +522,6 @@ _IMPORTERS: dict[str, Callable[[Session, _Fields], Change]] = {
     "order": _import_order,
     "event": _import_event,
     "identity": _import_identity,
+    "consent": _import_consent,
+    "product": _import_product,
 }

@@ -6,6 +6,7 @@ from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cdp.computed.service import apply_event
 from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
 from cdp.profiles.models import Profile
@@ -16,7 +17,7 @@ def record_event(session: Session, incoming: EventIn) -> bool:
 
     A redelivery is ignored even if its content differs: the first delivery wins. The
     insert uses ON CONFLICT DO NOTHING, so two concurrent deliveries can't both fail or
-    both land.
+    both land. A stored event updates the computed attributes in the same transaction.
     """
     if session.get(Profile, incoming.customer_id) is None:
         raise ProfileNotFound(incoming.customer_id)
@@ -29,7 +30,10 @@ def record_event(session: Session, incoming: EventIn) -> bool:
         "properties": incoming.properties,
     }
     statement = _insert_ignoring_duplicates(session).values(values).returning(Event.id)
-    return session.execute(statement).first() is not None
+    if session.execute(statement).first() is None:
+        return False
+    apply_event(session, incoming)
+    return True
 
 
 # Both dialects spell "insert unless the key exists" as INSERT ... ON CONFLICT DO NOTHING.

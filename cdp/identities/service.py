@@ -3,23 +3,36 @@
 Identifiers are stored normalised, so the same phone typed two ways finds the same profile.
 """
 
+import base64
 import re
+import secrets
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cdp.changes import Change
-from cdp.errors import IdentityConflict, InvalidIdentifier, ProfileNotFound
+from cdp.clock import utcnow
+from cdp.errors import ErasedIdentity, IdentityConflict, InvalidIdentifier, ProfileNotFound
 from cdp.identities.models import (
     IDENTITY_VALUE_MAX_LENGTH,
     Identity,
     IdentitySource,
     IdentityType,
 )
+from cdp.privacy.keys import is_erased_identifier
 from cdp.profiles.models import EMAIL_MAX_LENGTH, Profile
 
 # Values that channels and forms send when they have no real identifier.
-PLACEHOLDER_VALUES = frozenset({"", "null", "none", "undefined", "anonymous", "unknown"})
+PLACEHOLDER_VALUES = frozenset(
+    {"", "null", "none", "nil", "nan", "undefined", "anonymous", "unknown", "n/a", "na", "-", "?"}
+)
+# Only zeros, a plus and separators: +0000000, 000-000, (00) 00 00.
+_ALL_ZEROS = re.compile(r"[+0\s.\-()/]*0[+0\s.\-()/]*")
+NEW_CUSTOMER_ID_PREFIX = "C-"
+# Five random bytes are eight base32 characters: 2**40 ids, checked by the primary key.
+_NEW_CUSTOMER_ID_BYTES = 5
+_NEW_CUSTOMER_ID_ATTEMPTS = 10
 
 _PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
 # E.164: "+", a country code that never starts with 0, 8 to 15 digits in all.
@@ -41,14 +54,15 @@ def normalise(identity_type: IdentityType | str, value: object) -> str:
 
     phone: E.164 (`+` and 8-15 digits; spaces, dots, dashes and parentheses dropped; a
     leading 00 becomes +). email: trimmed, lower case, local@domain.tld. Others: trimmed.
-    Placeholders such as "null" or "unknown", all-zero values and one-digit-repeated phone
-    numbers are refused, so they can never merge strangers into one profile.
+    Placeholders such as "null", "n/a" or "unknown", all-zero values (+0000000, 00000) and
+    one-digit-repeated phone numbers are refused, so they can never merge strangers into one
+    profile.
     """
     kind = parse_identity_type(identity_type)
     if not isinstance(value, str):
         raise InvalidIdentifier(f"{kind.value} must be a string, got {type(value).__name__}")
     text = value.strip()
-    if text.lower() in PLACEHOLDER_VALUES or set(text) == {"0"}:
+    if text.lower() in PLACEHOLDER_VALUES or _ALL_ZEROS.fullmatch(text):
         raise InvalidIdentifier(f"{kind.value} {value!r} is a placeholder, not an identifier")
     if kind is IdentityType.PHONE:
         return _normalise_phone(text)
@@ -106,12 +120,15 @@ def link_identity(
     value: object,
     verified: bool = False,
     source: IdentitySource = IdentitySource.API,
+    *,
+    allow_erased: bool = False,
 ) -> Change:
     """Link an identifier to a profile, idempotently.
 
     Linking it again changes nothing, except that verified=True upgrades an unverified link
     (verification is never taken back here). The first source is kept. An identifier owned
-    by another profile raises IdentityConflict naming both.
+    by another profile raises IdentityConflict naming both; one of an erased person raises
+    ErasedIdentity unless allow_erased, so an old export can't bring them back.
     """
     kind = parse_identity_type(identity_type)
     normalised = normalise(kind, value)
@@ -121,6 +138,8 @@ def link_identity(
         select(Identity).where(Identity.type == kind, Identity.value == normalised)
     )
     if existing is None:
+        if not allow_erased and is_erased_identifier(session, kind.value, normalised):
+            raise ErasedIdentity(kind.value)
         session.add(
             Identity(
                 customer_id=customer_id,
@@ -149,3 +168,84 @@ def list_identities(session: Session, customer_id: str) -> list[Identity]:
             .order_by(Identity.type, Identity.value)
         )
     )
+
+
+def canonical_profile(session: Session, profile: Profile) -> Profile:
+    """The profile that survives `profile`: itself, or where its merges lead."""
+    seen = {profile.customer_id}
+    while profile.merged_into is not None:
+        target = session.get(Profile, profile.merged_into)
+        if target is None or target.customer_id in seen:
+            raise RuntimeError(f"broken merge chain at {profile.customer_id}")
+        seen.add(target.customer_id)
+        profile = target
+    return profile
+
+
+def resolve_or_create_profile(
+    session: Session,
+    identity_type: IdentityType | str,
+    value: object,
+    *,
+    source: IdentitySource = IdentitySource.CONVERSATION,
+    verified: bool = False,
+    allow_erased: bool = False,
+) -> Profile:
+    """The (surviving) profile the identifier belongs to, created with it if nobody has it.
+
+    Safe when first messages race: the profile and its identity are inserted in a savepoint,
+    and a loser of the race hits UNIQUE(type, value), rolls the savepoint back and returns
+    the winner's profile (on PostgreSQL it waits for the winner's commit; on SQLite BEGIN
+    IMMEDIATE serialises writers). A new phone or email also becomes the profile's contact
+    value. An identifier of an erased person raises ErasedIdentity unless allow_erased.
+    """
+    kind = parse_identity_type(identity_type)
+    normalised = normalise(kind, value)
+    owner = find_profile_by_identity(session, kind, normalised)
+    if owner is not None:
+        return canonical_profile(session, owner)
+    if not allow_erased and is_erased_identifier(session, kind.value, normalised):
+        raise ErasedIdentity(kind.value)
+    now = utcnow()
+    profile = Profile(
+        customer_id=_unused_customer_id(session),
+        custom={},
+        created_at=now,
+        updated_at=now,
+        email=normalised if kind is IdentityType.EMAIL else None,
+        phone=normalised if kind is IdentityType.PHONE else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(profile)
+            session.flush()
+            session.add(
+                Identity(
+                    customer_id=profile.customer_id,
+                    type=kind,
+                    value=normalised,
+                    verified=verified,
+                    source=source,
+                    created_at=now,
+                )
+            )
+        return profile
+    except IntegrityError:
+        owner = find_profile_by_identity(session, kind, normalised)
+        if owner is None:
+            raise
+        return canonical_profile(session, owner)
+
+
+def new_customer_id() -> str:
+    """A random customer id like C-K3ZQ7M2A for profiles first seen in a conversation."""
+    suffix = base64.b32encode(secrets.token_bytes(_NEW_CUSTOMER_ID_BYTES)).decode("ascii")
+    return NEW_CUSTOMER_ID_PREFIX + suffix
+
+
+def _unused_customer_id(session: Session) -> str:
+    for _ in range(_NEW_CUSTOMER_ID_ATTEMPTS):
+        candidate = new_customer_id()
+        if session.get(Profile, candidate) is None:
+            return candidate
+    raise RuntimeError(f"no free customer id after {_NEW_CUSTOMER_ID_ATTEMPTS} attempts")

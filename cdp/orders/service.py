@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from cdp.changes import Change
 from cdp.clock import utcnow
+from cdp.computed.facts import order_facts
+from cdp.computed.service import apply_order_change
 from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
 from cdp.orders.models import CHANNEL_MAX_LENGTH, Order, OrderIn, OrderLine, OrderStatus
 from cdp.profiles.models import Profile
@@ -22,12 +24,12 @@ _ORDER_ID_ATTEMPTS = 10
 
 
 def new_order_id() -> str:
-    """A random order id like O-K3ZQ7M2A; see _unused_order_id for uniqueness."""
+    """A random order id like O-K3ZQ7M2A; see unused_order_id for uniqueness."""
     suffix = base64.b32encode(secrets.token_bytes(_ORDER_ID_RANDOM_BYTES)).decode("ascii")
     return ORDER_ID_PREFIX + suffix
 
 
-def _unused_order_id(session: Session) -> str:
+def unused_order_id(session: Session) -> str:
     """A fresh order id no stored order has; the primary key still guards against a race."""
     for _ in range(_ORDER_ID_ATTEMPTS):
         candidate = new_order_id()
@@ -104,7 +106,7 @@ def reorder(session: Session, customer_id: str, source_order_id: str, channel: s
     ]
     now = utcnow()
     order = Order(
-        order_id=_unused_order_id(session),
+        order_id=unused_order_id(session),
         customer_id=customer_id,
         placed_at=now,
         status=OrderStatus.PLACED,
@@ -118,6 +120,7 @@ def reorder(session: Session, customer_id: str, source_order_id: str, channel: s
     order.delivery_address = profile.address or source.delivery_address
     session.add(order)
     session.flush()
+    apply_order_change(session, customer_id, [], order_facts(order))
     return order
 
 
@@ -136,12 +139,32 @@ def record_order(session: Session, incoming: OrderIn) -> Change:
         _apply_order(order, incoming)
         session.add(order)
         session.flush()
+        apply_order_change(session, order.customer_id, [], order_facts(order))
         return Change.CREATED
     if order.customer_id != incoming.customer_id:
         raise OrderConflict(order.order_id, order.customer_id, incoming.customer_id)
+    before = order_facts(order)
     if not _apply_order(order, incoming):
         return Change.UNCHANGED
     session.flush()
+    apply_order_change(session, order.customer_id, before, order_facts(order))
+    return Change.UPDATED
+
+
+def set_order_status(
+    session: Session, customer_id: str, order_id: str, status: OrderStatus
+) -> Change:
+    """Move one of the customer's orders to `status`; computed attributes follow in the same
+    transaction (a cancelled order leaves lifetime_value, order_count...)."""
+    order = get_order(session, customer_id, order_id)
+    if order is None:
+        raise OrderNotFound(customer_id, order_id)
+    if order.status is status:
+        return Change.UNCHANGED
+    before = order_facts(order)
+    order.status = status
+    session.flush()
+    apply_order_change(session, customer_id, before, order_facts(order))
     return Change.UPDATED
 
 

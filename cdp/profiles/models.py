@@ -24,6 +24,7 @@ NAME_MAX_LENGTH = 100
 EMAIL_MAX_LENGTH = 254
 PHONE_MAX_LENGTH = 16
 LANGUAGE_MAX_LENGTH = 35
+TIMEZONE_MAX_LENGTH = 64
 
 
 class Profile(Base):
@@ -38,6 +39,7 @@ class Profile(Base):
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
     phone: Mapped[str | None] = mapped_column(String(PHONE_MAX_LENGTH))
     language: Mapped[str | None] = mapped_column(String(LANGUAGE_MAX_LENGTH))
+    timezone: Mapped[str | None] = mapped_column(String(TIMEZONE_MAX_LENGTH))
     address_line1: Mapped[str | None] = mapped_column(String(LINE_MAX_LENGTH))
     address_line2: Mapped[str | None] = mapped_column(String(LINE_MAX_LENGTH))
     address_city: Mapped[str | None] = mapped_column(String(CITY_MAX_LENGTH))
@@ -47,6 +49,8 @@ class Profile(Base):
     custom: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when a verified identifier merged this profile into another (cdp.merges).
+    merged_into: Mapped[str | None] = mapped_column(String(CUSTOMER_ID_MAX_LENGTH), index=True)
 
     @property
     def address(self) -> Address | None:
@@ -62,8 +66,11 @@ class Profile(Base):
 class ProfileAttributes:
     """What an upsert sets. None means "not provided": the stored value is kept.
 
-    `custom`, when given, replaces the stored custom attributes as a whole. The *_verified
-    flags apply to the identities registered for email and phone.
+    `custom`, when given, sets the declared custom attributes it names (validated against
+    the definitions; others are kept) and replaces the free-form object of undeclared keys.
+    The *_verified flags apply to email and phone (value and identity); `verified` to every
+    other attribute given. An unverified value never replaces a verified one
+    (UnverifiedOverwrite).
     """
 
     first_name: str | None = None
@@ -71,7 +78,9 @@ class ProfileAttributes:
     email: str | None = None
     phone: str | None = None
     language: str | None = None
+    timezone: str | None = None
     address: Address | None = None
     custom: dict[str, Any] | None = None
     email_verified: bool = False
     phone_verified: bool = False
+    verified: bool = False

@@ -2,14 +2,20 @@
 
 import re
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from cdp.attributes.definitions import CustomDefinitions, load_custom_definitions
+from cdp.attributes.errors import UnknownAttribute
+from cdp.attributes.models import AttributeKind
+from cdp.attributes.service import attribute_rows, record_value, set_custom_attributes
 from cdp.changes import Change
 from cdp.clock import isoformat_z, utcnow
 from cdp.errors import InvalidIdentifier, InvalidValue
 from cdp.identities.models import IdentitySource, IdentityType
 from cdp.identities.service import (
+    canonical_profile,
     find_profile_by_identity,
     link_identity,
     list_identities,
@@ -20,6 +26,7 @@ from cdp.profiles.models import (
     CUSTOMER_ID_MAX_LENGTH,
     LANGUAGE_MAX_LENGTH,
     NAME_MAX_LENGTH,
+    TIMEZONE_MAX_LENGTH,
     Profile,
     ProfileAttributes,
 )
@@ -56,15 +63,27 @@ def resolve_ref(session: Session, ref: str) -> Profile | None:
     """The profile a reference points at: a customer id (C-1001) or type:value.
 
     In `type:value` (phone:+15551230001, email:ana@example.com) the value is normalised
-    before the lookup. An unknown type or malformed value raises InvalidIdentifier.
+    before the lookup. An unknown type or malformed value raises InvalidIdentifier. A
+    profile merged into another resolves to the one that survived.
     """
     text = ref.strip()
     if ":" not in text:
-        return get_profile(session, text)
+        profile = get_profile(session, text)
+        return canonical_profile(session, profile) if profile else None
     type_name, _, value = text.partition(":")
     if not type_name.strip():
         raise InvalidIdentifier(f"reference {ref!r} has no type before ':'")
     return find_profile_by_identity(session, type_name.strip(), value)
+
+
+def normalise_timezone(value: object) -> str:
+    """An IANA time zone name like Europe/Paris, checked against the zone database."""
+    name = clean_text(value, max_length=TIMEZONE_MAX_LENGTH)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidValue(f"{name!r} is not an IANA time zone like Europe/Paris") from None
+    return name
 
 
 def upsert_profile(
@@ -75,26 +94,59 @@ def upsert_profile(
 ) -> Change:
     """Create the profile or update the attributes given; unchanged values touch nothing.
 
-    updated_at moves only when a stored attribute actually changes. Email and phone are
-    also linked as identities (IdentityConflict if another profile owns them); an old email
-    or phone stays linked, since it still identifies this customer.
+    updated_at moves only when a stored attribute actually changes. Every attribute written
+    records its provenance (source, verified, when); an unverified value that would replace
+    a verified one raises UnverifiedOverwrite. Email and phone are also linked as
+    identities (IdentityConflict if another profile owns them); an old email or phone stays
+    linked, since it still identifies this customer.
     """
     customer_id = normalise_customer_id(customer_id)
     wanted = _provided_columns(attributes)
+    if attributes.address is not None:
+        wanted["address"] = attributes.address
+    definitions = load_custom_definitions() if attributes.custom is not None else None
+    declared, undeclared = _split_custom(attributes.custom, definitions)
+    if undeclared is not None:
+        wanted["custom"] = undeclared
     now = utcnow()
     profile = session.get(Profile, customer_id)
     created = profile is None
     if profile is None:
         profile = Profile(customer_id=customer_id, custom={}, created_at=now, updated_at=now)
         session.add(profile)
+        session.flush()
+    rows = {} if created else attribute_rows(session, customer_id)
     changed = False
     for name, value in wanted.items():
-        if getattr(profile, name) != value:
+        differs = getattr(profile, name) != value
+        if name != "custom":
+            changed |= record_value(
+                session,
+                rows,
+                customer_id,
+                name,
+                kind=AttributeKind.STANDARD,
+                value=None,
+                value_type=None,
+                source=source,
+                verified=_verified_flag(attributes, name),
+                now=now,
+                changed=differs,
+            )
+        if differs:
             setattr(profile, name, value)
             changed = True
-    if attributes.address is not None and profile.address != attributes.address:
-        profile.address = attributes.address
-        changed = True
+    if declared and definitions is not None:
+        changed |= set_custom_attributes(
+            session,
+            rows,
+            customer_id,
+            declared,
+            definitions,
+            source=source,
+            verified=attributes.verified,
+            now=now,
+        )
     if changed and not created:
         profile.updated_at = now
     session.flush()
@@ -113,6 +165,30 @@ def upsert_profile(
     return Change.UNCHANGED
 
 
+def _verified_flag(attributes: ProfileAttributes, name: str) -> bool:
+    if name == "email":
+        return attributes.email_verified
+    if name == "phone":
+        return attributes.phone_verified
+    return attributes.verified
+
+
+def _split_custom(
+    custom: dict[str, Any] | None, definitions: CustomDefinitions | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Declared custom values (typed, with provenance) and the free-form rest (None: not given).
+
+    Undeclared keys are refused when the definitions say `undeclared: reject`.
+    """
+    if custom is None or definitions is None:
+        return {}, None
+    declared = {key: value for key, value in custom.items() if key in definitions.attributes}
+    undeclared = {key: value for key, value in custom.items() if key not in declared}
+    if undeclared and definitions.undeclared == "reject":
+        raise UnknownAttribute(sorted(undeclared)[0])
+    return declared, undeclared
+
+
 def _provided_columns(attributes: ProfileAttributes) -> dict[str, Any]:
     """The attributes that were given, in stored (normalised) form, keyed by column."""
     columns: dict[str, Any] = {}
@@ -126,8 +202,8 @@ def _provided_columns(attributes: ProfileAttributes) -> dict[str, Any]:
         columns["phone"] = normalise(IdentityType.PHONE, attributes.phone)
     if attributes.language is not None:
         columns["language"] = normalise_language(attributes.language)
-    if attributes.custom is not None:
-        columns["custom"] = dict(attributes.custom)
+    if attributes.timezone is not None:
+        columns["timezone"] = normalise_timezone(attributes.timezone)
     return columns
 
 
@@ -135,10 +211,16 @@ def profile_document(session: Session, profile: Profile) -> dict[str, Any]:
     """The profile as a JSON-ready dict, for the assistant, the CLI and later an API.
 
     Datetimes are ISO 8601 UTC with a Z suffix; money is a string with two decimals
-    ("12.50"), never a float.
+    ("12.50"), never a float. `custom` holds the free-form keys and the declared custom
+    values together; cdp.profiles.context adds provenance and computed values.
     """
     latest = last_order(session, profile.customer_id)
     address = profile.address
+    declared = {
+        name: row.value
+        for name, row in attribute_rows(session, profile.customer_id).items()
+        if row.kind is AttributeKind.CUSTOM and row.value is not None
+    }
     return {
         "customer_id": profile.customer_id,
         "first_name": profile.first_name,
@@ -146,8 +228,9 @@ def profile_document(session: Session, profile: Profile) -> dict[str, Any]:
         "email": profile.email,
         "phone": profile.phone,
         "language": profile.language,
+        "timezone": profile.timezone,
         "address": address.as_dict() if address else None,
-        "custom": profile.custom,
+        "custom": {**profile.custom, **declared},
         "identities": [
             {
                 "type": identity.type.value,

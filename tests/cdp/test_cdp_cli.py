@@ -194,3 +194,57 @@ def test_token_needs_a_secret_and_a_sane_ttl(cli: Cli) -> None:
     bad_ttl = cli("token", "C-1001", "--ttl", "0", **{IDENTITY_SECRET_ENV: SECRET})
     assert bad_ttl.returncode == 2
     assert "must be a positive whole number" in bad_ttl.stderr
+
+
+def test_profile_show_json_has_attributes_with_provenance_and_computed(cli: Cli) -> None:
+    assert cli("seed").returncode == 0
+    shown = cli("profile", "show", "C-1001", "--json")
+    assert shown.returncode == 0, shown.stderr
+    ana = json.loads(shown.stdout)
+    assert ana["orders"]["count"] == 3  # the original keys are still there
+    assert ana["timezone"] == "America/Chicago"
+    assert ana["custom"]["membership_tier"] == "premium"
+    assert ana["custom"]["loyalty_tier"] == "gold"
+    tier = ana["custom_attributes"]["membership_tier"]
+    assert (tier["value"], tier["source"], tier["verified"]) == ("premium", "import", True)
+    assert ana["standard_attributes"]["first_name"]["verified"] is True
+    assert ana["computed"]["favorite_product"] == "Northwind House Blend coffee, 1 kg"
+    assert ana["computed"]["order_count"] == 3
+    assert ana["computed_stale"] == []
+    human = cli("profile", "show", "C-1001")
+    assert "favorite_product=" in human.stdout
+
+
+def test_recompute_one_or_all_profiles(cli: Cli) -> None:
+    assert cli("seed").returncode == 0
+    one = cli("recompute", "phone:+15551230001")
+    assert (one.returncode, one.stdout.strip()) == (0, "recomputed C-1001")
+    every = cli("recompute")
+    assert (every.returncode, every.stdout.strip()) == (0, "recomputed 6 profiles")
+    missing = cli("recompute", "C-404")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: no profile matches 'C-404'")
+
+
+def test_attributes_check_refuses_a_type_change_in_one_line(cli: Cli, tmp_path: Path) -> None:
+    assert cli("seed").returncode == 0
+    ok = cli("attributes", "check")
+    assert ok.returncode == 0, ok.stderr
+    assert "definitions agree with the stored data" in ok.stdout
+    changed = tmp_path / "custom.yml"
+    changed.write_text(
+        (REPO_ROOT / "cdp" / "definitions" / "custom_attributes.yml")
+        .read_text(encoding="utf-8")
+        .replace("  store_card_holder:\n    type: boolean", "  store_card_holder:\n    type: text"),
+        encoding="utf-8",
+    )
+    refused = cli("attributes", "check", CDP_CUSTOM_ATTRIBUTES=str(changed))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: attribute store_card_holder: type cannot change from boolean to text "
+        "once values are stored"
+    )
+    cyclic = tmp_path / "computed.yml"
+    cyclic.write_text("version: 1\nattributes:\n  a: {formula: 'a + 1'}\n", encoding="utf-8")
+    bad = cli("attributes", "check", CDP_COMPUTED_ATTRIBUTES=str(cyclic))
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == f"error: {cyclic}: a: cycle between definitions: a -> a"

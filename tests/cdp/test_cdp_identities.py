@@ -1,17 +1,27 @@
-"""Identifier normalisation, junk refusal, lookups and one-owner-per-identifier links."""
+"""Identifier normalisation, junk refusal, lookups, one owner per identifier, and race-safe
+resolution of first messages."""
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cdp.changes import Change
 from cdp.errors import IdentityConflict, InvalidIdentifier, ProfileNotFound
 from cdp.identities.models import Identity, IdentitySource, IdentityType
-from cdp.identities.service import find_profile_by_identity, link_identity, normalise
+from cdp.identities.service import (
+    canonical_profile,
+    find_profile_by_identity,
+    link_identity,
+    normalise,
+    resolve_or_create_profile,
+)
+from cdp.profiles.models import Profile
+from cdp.profiles.service import resolve_ref
 
 
 @pytest.mark.parametrize(
@@ -42,7 +52,8 @@ def test_normalise_accepts_and_canonicalises(identity_type: str, raw: str, expec
         ("phone", "+1 555 CALL NOW", "not an international number"),
         ("phone", "+0551230001", "not an international number"),
         ("phone", "+11111111111", "placeholder"),
-        ("phone", "+0000000000", "not an international number"),
+        ("phone", "+0000000000", "placeholder"),
+        ("phone", "+0000000", "placeholder"),
         ("phone", "0000000000", "placeholder"),
         ("email", "ana.example.com", "not an address"),
         ("email", "ana@example", "not an address"),
@@ -57,7 +68,26 @@ def test_normalise_refuses_malformed_values(identity_type: str, raw: str, messag
 
 
 @pytest.mark.parametrize(
-    "junk", ["", "   ", "null", "NULL", "None", "undefined", "anonymous", "Unknown", "0", "0000"]
+    "junk",
+    [
+        "",
+        "   ",
+        "null",
+        "NULL",
+        "None",
+        "nil",
+        "undefined",
+        "anonymous",
+        "Unknown",
+        "n/a",
+        "N/A",
+        "-",
+        "0",
+        "0000",
+        "00000",
+        "000-000",
+        "+0000000",
+    ],
 )
 @pytest.mark.parametrize("identity_type", list(IdentityType))
 def test_normalise_refuses_placeholders_for_every_type(
@@ -144,3 +174,66 @@ def test_database_refuses_duplicate_identifier(
     )
     with pytest.raises(IntegrityError):
         session.execute(duplicate)
+
+
+def test_resolve_or_create_profile_creates_once_then_finds(session: Session) -> None:
+    created = resolve_or_create_profile(session, "phone", "+1 555 123 0009")
+    assert created.customer_id.startswith("C-") and created.phone == "+15551230009"
+    again = resolve_or_create_profile(session, "phone", "+15551230009")
+    assert again.customer_id == created.customer_id
+    identity = session.scalars(select(Identity)).one()
+    assert (identity.type, identity.value, identity.verified, identity.source) == (
+        IdentityType.PHONE,
+        "+15551230009",
+        False,
+        IdentitySource.CONVERSATION,
+    )
+    psid = resolve_or_create_profile(session, "messenger_psid", "2411", verified=True)
+    assert psid.customer_id != created.customer_id and psid.phone is None
+
+
+def test_resolve_or_create_profile_refuses_junk(session: Session) -> None:
+    with pytest.raises(InvalidIdentifier, match="placeholder"):
+        resolve_or_create_profile(session, "member_id", "00000")
+    assert session.scalars(select(Profile)).all() == []
+
+
+def test_concurrent_first_messages_create_exactly_one_profile(cdp_engine: Engine) -> None:
+    """Eight threads, each on its own connection, resolve the same new phone at once."""
+    threads = 8
+    barrier = threading.Barrier(threads)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def resolve() -> None:
+        try:
+            with Session(cdp_engine) as session, session.begin():
+                barrier.wait(timeout=30)
+                profile = resolve_or_create_profile(session, "phone", "+15557770001")
+                results.append(profile.customer_id)
+        except BaseException as error:  # reported below, with the thread's traceback lost
+            errors.append(error)
+
+    workers = [threading.Thread(target=resolve) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert errors == []
+    assert len(results) == threads and len(set(results)) == 1
+    with Session(cdp_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Profile)) == 1
+        owner = session.scalars(select(Identity.customer_id)).one()
+    assert owner == results[0]
+
+
+def test_canonical_profile_follows_merges(
+    session: Session, make_profile: Callable[..., None]
+) -> None:
+    make_profile("C-1")
+    make_profile("C-2")
+    make_profile("C-3")
+    session.get_one(Profile, "C-3").merged_into = "C-2"
+    session.get_one(Profile, "C-2").merged_into = "C-1"
+    assert canonical_profile(session, session.get_one(Profile, "C-3")).customer_id == "C-1"
+    assert resolve_ref(session, "C-3") is session.get(Profile, "C-1")

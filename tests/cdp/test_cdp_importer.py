@@ -128,14 +128,11 @@ def test_good_file_imports_everything(
         "order": (1, 1, 0, 0),
         "event": (1, 1, 0, 0),
         "identity": (1, 1, 0, 0),
+        "consent": (0, 0, 0, 0),
+        "product": (0, 0, 0, 0),
     }
-    assert row_counts() == {
-        "profiles": 2,
-        "identities": 4,
-        "orders": 1,
-        "order_lines": 2,
-        "events": 1,
-    }
+    core = {"profiles": 2, "identities": 4, "orders": 1, "order_lines": 2, "events": 1}
+    assert {table: row_counts()[table] for table in core} == core
     with Session(cdp_engine) as session:
         ana = session.get_one(Profile, "C-1001")
         assert (ana.email, ana.phone, ana.address_country) == (

@@ -1,0 +1,1 @@
+"""HTTP API for other systems: ingest events, orders, consents, profile updates; lookups."""

@@ -1,0 +1,1 @@
+"""Standard and custom profile attributes: typed definitions, values and their provenance."""

@@ -1,0 +1,1 @@
+"""Computed attributes: aggregates kept incrementally, formulas and scores evaluated on read."""

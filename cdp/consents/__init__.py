@@ -1,0 +1,1 @@
+"""Consent per purpose and channel, kept as an append-only history."""

@@ -1,0 +1,1 @@
+"""Conversations (Rasa sender id + channel) linked to the profile they belong to."""
