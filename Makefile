@@ -13,7 +13,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help run shell token train validate lint test test-stories test-nlu bench clean venvs
+.PHONY: help run shell token train validate lint test test-stories test-nlu bench clean venvs webchat
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,7 +26,12 @@ $(RASA_VENV)/.installed: requirements/rasa.txt
 $(ACTIONS_VENV)/.installed: requirements/actions.txt requirements/dev.txt
 	@scripts/make-venv $(ACTIONS_VENV) requirements/actions.txt requirements/dev.txt
 
-run: venvs  ## train if needed, seed the CDP, start the action server and Rasa (Ctrl-C stops)
+webchat: node_modules/.package-lock.json  ## install the web chat's browser library (socket.io-client, npm)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@npm ci --no-audit --no-fund
+
+run: venvs webchat  ## train if needed, seed the CDP, start the action server, Rasa and the agent console (Ctrl-C stops)
 	@$(PY) -m tools.run
 
 shell: $(ACTIONS_VENV)/.installed  ## chat from the terminal as CUSTOMER (default C-1001; CUSTOMER=anonymous)
@@ -54,12 +59,12 @@ test-nlu: train  ## intent accuracy on the held-out file (report in results/rasa
 	@$(RASA) test nlu --model "$$($(PY) -m tools.training --print-path)" --nlu tests/nlu/heldout.yml \
 		--out results/rasa/nlu
 
-test: venvs lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
+test: venvs webchat lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
 	@$(PY) -m pytest --junitxml=results/junit.xml
 	@$(MAKE) --no-print-directory test-stories
 
-bench: venvs train  ## latency of CDP turns vs turns without actions, SQLite and PostgreSQL (results/bench.md)
-	@$(PY) -m tools.bench
+bench: venvs train  ## turn latency, SQLite and PostgreSQL (results/bench.md); handoff latency (results/bench_handoff.md)
+	@status=0; $(PY) -m tools.bench || status=$$?; $(PY) -m tools.bench_handoff && exit $$status
 
 clean:  ## remove runtime state and models (keeps the venvs)
 	rm -rf var models results/rasa results/junit.xml

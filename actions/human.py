@@ -1,7 +1,7 @@
-"""A person is always reachable: say how, and note the request on the customer's CDP record.
+"""A person is always reachable: hand the conversation to an agent, note it on the CDP record.
 
-The live handoff to an agent console replaces the contact details later; the event recorded
-here is already what the service reports count.
+The handoff itself (package, routing, ownership) is `actions.handoff.start_handoff`; the
+`human_contact_requested` event recorded here is what the service reports count.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.cdp_access import in_cdp_transaction
+from actions.handoff import SLOT, slot_for, start_handoff
 from actions.identity import identified_profile, verified_customer_id
 from cdp.events.models import EventIn
 from cdp.events.service import record_event
+from cdp.handoff.models import OPEN_STATES, ReasonCode
 
 
 def note_contact_request(
@@ -45,7 +46,7 @@ def note_contact_request(
 
 
 class ActionContactHuman(Action):
-    """Tells the customer how to reach a person right away."""
+    """Hands the conversation to a person, or offers a callback or ticket if nobody can take it."""
 
     def name(self) -> str:
         return "action_contact_human"
@@ -56,10 +57,16 @@ class ActionContactHuman(Action):
         customer_id = verified_customer_id(tracker)
         message_id = tracker.latest_message.get("message_id")
         channel = tracker.get_latest_input_channel()
-        await in_cdp_transaction(
-            lambda session: note_contact_request(
+        state = await start_handoff(
+            tracker,
+            customer_id,
+            ReasonCode.USER_REQUESTED,
+            extra_work=lambda session: note_contact_request(
                 session, customer_id, tracker.sender_id, message_id, channel
-            )
+            ),
         )
-        dispatcher.utter_message(response="utter_human_contact")
-        return []
+        if state in OPEN_STATES:
+            dispatcher.utter_message(response="utter_human_contact")
+        else:
+            dispatcher.utter_message(response="utter_handoff_unavailable")
+        return [SlotSet(SLOT, slot_for(state))]

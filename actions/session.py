@@ -10,7 +10,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.cdp_access import in_cdp_transaction
+from actions.handoff import SLOT as HANDOFF_SLOT
 from actions.identity import identified_profile, verified_customer_id
+
+# While a person owns the conversation a new session must not hand it back to the bot: the
+# console ends the handoff, not the session timeout (docs/handoff.md).
+HUMAN_OWNED_STATES = ("requested", "accepted")
 
 
 def customer_slots(session: Session, customer_id: str | None) -> list[EventType]:
@@ -33,10 +38,15 @@ class ActionSessionStart(Action):
         customer_id = verified_customer_id(tracker, at_session_start=True)
         slots = await in_cdp_transaction(lambda session: customer_slots(session, customer_id))
         metadata = tracker.get_slot("session_started_metadata")
+        handoff_state = tracker.get_slot(HANDOFF_SLOT)
+        carried = (
+            [SlotSet(HANDOFF_SLOT, handoff_state)] if handoff_state in HUMAN_OWNED_STATES else []
+        )
         return [
             SessionStarted(),
             # Rasa resets every slot at session start, including the metadata it just set.
             SlotSet("session_started_metadata", metadata),
             *slots,
+            *carried,
             ActionExecuted("action_listen"),
         ]

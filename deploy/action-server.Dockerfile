@@ -8,4 +8,7 @@ COPY requirements/actions.txt /tmp/requirements-actions.txt
 RUN pip install --no-cache-dir -r /tmp/requirements-actions.txt && rm /tmp/requirements-actions.txt
 COPY cdp /app/cdp
 COPY actions /app/actions
+# The handoff routing table (read by the actions) and the agent console (same image).
+COPY handoff /app/handoff
+COPY console /app/console
 USER 1001

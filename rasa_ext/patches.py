@@ -13,6 +13,7 @@ from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
+from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.domain import Domain
@@ -20,6 +21,7 @@ from rasa.shared.core.events import Event
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.tensorflow.models import RasaModel
 
+from rasa_ext import handoff
 from rasa_ext.history_states import states_for_tracker_history
 from rasa_ext.tf_predict import rasa_predict_on_concrete_graph
 from rasa_ext.tracker_cache import retrieve_with_cache, save_and_keep
@@ -81,3 +83,4 @@ def apply_patches() -> None:
     SQLTrackerStore.save = save_and_keep  # type: ignore[method-assign]
     Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]
     RasaModel._rasa_predict = rasa_predict_on_concrete_graph  # type: ignore[method-assign]
+    MessageProcessor.handle_message = handoff.handle_message  # type: ignore[method-assign]

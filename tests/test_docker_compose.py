@@ -17,11 +17,20 @@ from tools.paths import RASA_BIN, REPO
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 PLACEHOLDER = re.compile(r"\$\{(\w+)")
-SECRETS = {"RASA_API_TOKEN": "t0ken", "POSTGRES_PASSWORD": "pw", "CDP_IDENTITY_SECRET": "s3cret"}
+SECRETS = {
+    "RASA_API_TOKEN": "t0ken",
+    "POSTGRES_PASSWORD": "pw",
+    "CDP_IDENTITY_SECRET": "s3cret",
+    "CDP_ERASURE_KEY": "3rasure-key-0123456789",
+    "CHANNELS_PUBLIC_URL": "https://chat.example.com",
+    "CONSOLE_SECRET": "c0nsole",
+    "HANDOFF_CONSOLE_TOKEN": "h4ndoff",
+}
 
 
 def resolved(value: str) -> str:
-    """A compose value with `${VAR:?message}` placeholders filled from SECRETS."""
+    """A compose value with `${VAR:?message}` filled from SECRETS, `${VAR:-default}` defaulted."""
+    value = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: m.group(2), value)
     return re.sub(r"\$\{(\w+)(:\?[^}]*)?\}", lambda m: SECRETS[m.group(1)], value)
 
 
@@ -75,7 +84,7 @@ def test_stores_point_at_the_compose_postgres_and_redis() -> None:
 def test_the_action_server_gets_the_settings_the_code_reads() -> None:
     env = environment("action-server")
     code = "\n".join(p.read_text() for p in (REPO / "cdp").rglob("*.py"))
-    for name in ("CDP_DATABASE_URL", "CDP_IDENTITY_SECRET"):
+    for name in ("CDP_DATABASE_URL", "CDP_IDENTITY_SECRET", "CDP_ERASURE_KEY"):
         assert f'"{name}"' in code and env[name]
     assert environment("cdp-migrate")["CDP_DATABASE_URL"] == env["CDP_DATABASE_URL"]
     assert SERVICES["cdp-migrate"]["entrypoint"][-3:] == ["-m", "cdp", "init"]
@@ -133,3 +142,78 @@ def test_rasa_reads_endpoints_with_the_compose_environment() -> None:
         "redis",
         rasa["ACTION_ENDPOINT_URL"],
     ]
+
+
+def _mounted_credentials() -> Path:
+    rasa = SERVICES["rasa"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in rasa["volumes"]}
+    command = [str(part) for part in rasa["command"]]
+    return REPO / mounts[command[command.index("--credentials") + 1]]
+
+
+def test_production_runs_every_channel_but_rest() -> None:
+    production = yaml.safe_load(_mounted_credentials().read_text())
+    development = yaml.safe_load((REPO / "credentials.yml").read_text())
+    assert _mounted_credentials() == REPO / "deploy" / "credentials.production.yml"
+    assert not any("rest" in name.lower() for name in production)
+    assert set(development) - set(production) == {"rasa_ext.channels.web.DevRestInput"}
+    assert all(production[name] == development[name] for name in production)
+    wanted = set(PLACEHOLDER.findall(_mounted_credentials().read_text()))
+    assert wanted <= set(environment("rasa")), wanted - set(environment("rasa"))
+    assert environment("rasa")["CHANNELS_PUBLIC_URL"].startswith("https://")
+
+
+def test_the_web_chat_files_are_mounted_where_the_connector_reads_them() -> None:
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["rasa"]["volumes"]}
+    assert (REPO / mounts["/app/web"] / "widget.js").is_file()
+    assert mounts["/app/node_modules/socket.io-client"] == "./node_modules/socket.io-client"
+    assert "socket.io-client" in (REPO / "package-lock.json").read_text()
+
+
+@pytest.mark.skipif(not RASA_BIN.exists(), reason="the Rasa venv is not installed")
+def test_rasa_builds_the_production_channels_with_the_compose_environment() -> None:
+    """Rasa itself reads the production credentials and builds our connectors from them."""
+    script = (
+        "import sys; from rasa.core.run import create_http_input_channels as c;"
+        "print(' '.join(f'{type(i).__name__}:{i.name()}' for i in c(None, sys.argv[1])))"
+    )
+    python = Path(RASA_BIN).with_name("python")
+    result = subprocess.run(
+        [str(python), "-c", script, str(_mounted_credentials())],
+        cwd=REPO,
+        env={**environment("rasa"), "PATH": "/usr/bin", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == [
+        "WebChatInput:socketio",
+        "MessengerInput:facebook",
+        "TwilioSmsInput:twilio",
+        "TwilioWhatsAppInput:whatsapp",
+    ]
+
+
+def test_the_agent_console_service() -> None:
+    """Every variable the console requires is set, and Rasa and the actions find it."""
+    console = environment("console")
+    settings_code = (REPO / "console" / "settings.py").read_text()
+    required = set(re.findall(r'_required\("(\w+)"\)', settings_code)) - {
+        "CHATWOOT_ACCOUNT_ID",
+        "CHATWOOT_BOT_TOKEN",
+        "CHATWOOT_WEBHOOK_TOKEN",
+    }
+    assert required <= set(console), required - set(console)
+    port = console["CONSOLE_PORT"]
+    assert SERVICES["console"]["ports"] == [f"{port}:{port}"]
+    assert console["CONSOLE_HOST"] == "0.0.0.0"
+    assert console["RASA_URL"] == "http://rasa:5005"
+    rasa_command = SERVICES["rasa"]["command"]
+    rasa_token = resolved(rasa_command[rasa_command.index("--auth-token") + 1])
+    assert console["RASA_API_TOKEN"] == rasa_token
+    for caller in ("rasa", "action-server"):
+        assert environment(caller)["HANDOFF_CONSOLE_URL"] == f"http://console:{port}"
+        assert environment(caller)["HANDOFF_CONSOLE_TOKEN"] == console["HANDOFF_CONSOLE_TOKEN"]
+    assert console["CDP_DATABASE_URL"] == environment("action-server")["CDP_DATABASE_URL"]
+    dockerfile = (REPO / SERVICES["console"]["build"]["dockerfile"]).read_text()
+    assert "COPY console /app/console" in dockerfile and "COPY handoff /app/handoff" in dockerfile

@@ -45,4 +45,8 @@ def local_settings(model: Path) -> StackSettings:
         identity_secret=local_secret("CDP_IDENTITY_SECRET", "identity_secret"),
         rasa_port=int(os.environ.get("RASA_PORT", "5005")),
         action_port=int(os.environ.get("ACTION_SERVER_PORT", "5055")),
+        console_port=int(os.environ.get("CONSOLE_PORT", "5056")),
+        console_secret=local_secret("CONSOLE_SECRET", "console_secret"),
+        handoff_token=local_secret("HANDOFF_CONSOLE_TOKEN", "handoff_console_token"),
+        erasure_key=local_secret("CDP_ERASURE_KEY", "erasure_key"),
     )

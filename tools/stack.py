@@ -32,6 +32,20 @@ LOCK_STORE_DEFAULTS = {
     "RASA_REDIS_DB": "1",
 }
 
+# credentials.yml names these; empty means "channel not configured" (its webhooks answer 403).
+CHANNEL_VARIABLES = (
+    "MESSENGER_VERIFY_TOKEN",
+    "MESSENGER_APP_SECRET",
+    "MESSENGER_PAGE_ACCESS_TOKEN",
+    "MESSENGER_GRAPH_API_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_SMS_NUMBER",
+    "TWILIO_WHATSAPP_NUMBER",
+    "TWILIO_API_URL",
+    "CHANNELS_PUBLIC_URL",
+)
+
 
 @dataclass(frozen=True)
 class StackSettings:
@@ -45,6 +59,12 @@ class StackSettings:
     rasa_port: int = 5005
     action_port: int = 5055
     log_dir: Path = VAR / "log"
+    # The agent console (console/, docs/handoff.md) and the secrets it shares with the servers.
+    console_port: int = 5056
+    console_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    handoff_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    # Keys the HMACs of erased people's identifiers (cdp/privacy, docs/cdp.md).
+    erasure_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -55,15 +75,31 @@ class StackSettings:
     def action_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}"
 
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
+
+    @property
+    def webchat_url(self) -> str:
+        return f"{self.rasa_url}/webchat"
+
     def environment(self) -> dict[str, str]:
         return {
             **LOCK_STORE_DEFAULTS,
+            **dict.fromkeys(CHANNEL_VARIABLES, ""),
             **rasa_env(),
             "CDP_DATABASE_URL": self.cdp_database_url,
             "CDP_IDENTITY_SECRET": self.identity_secret,
+            "CDP_ERASURE_KEY": self.erasure_key,
             "RASA_TRACKER_STORE_URL": self.tracker_store_url,
             "ACTION_ENDPOINT_URL": f"{self.action_url}/webhook",
             "PYTHONPATH": str(REPO),
+            "HANDOFF_CONSOLE_URL": self.console_url,
+            "HANDOFF_CONSOLE_TOKEN": self.handoff_token,
+            "CONSOLE_PORT": str(self.console_port),
+            "CONSOLE_SECRET": self.console_secret,
+            "RASA_URL": self.rasa_url,
+            "RASA_API_TOKEN": self.api_token,
             **self.extra_env,
         }
 
@@ -88,6 +124,7 @@ def isolated_settings(
         rasa_port=free_port(),
         action_port=free_port(),
         log_dir=work_dir / "log",
+        console_port=free_port(),
     )
 
 
@@ -100,6 +137,19 @@ def seed_demo_cdp(settings: StackSettings, *, quiet: bool = False) -> None:
         check=True,
         capture_output=quiet,
     )
+
+
+def seed_demo_agents(settings: StackSettings) -> str:
+    """`python -m console seed-demo`: the demo agents if there is none; returns their logins."""
+    result = subprocess.run(
+        [str(ACTIONS_PYTHON), "-m", "console", "seed-demo"],
+        cwd=REPO,
+        env=settings.environment(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.rstrip()
 
 
 class StackError(RuntimeError):
@@ -183,7 +233,7 @@ def start_action_server(settings: StackSettings, timeout: float = 60) -> Running
     return server
 
 
-def start_rasa(settings: StackSettings, timeout: float = 180) -> RunningServer:
+def start_rasa(settings: StackSettings, timeout: float = 600) -> RunningServer:
     server = _start(
         "rasa",
         # rasa_ext: Rasa's CLI with the fixes of rasa_ext/patches.py applied.
@@ -212,13 +262,21 @@ def start_rasa(settings: StackSettings, timeout: float = 180) -> RunningServer:
     return server
 
 
+def start_console(settings: StackSettings, timeout: float = 60) -> RunningServer:
+    """The agent console (python -m console serve), reading the same CDP database."""
+    server = _start("console", [str(ACTIONS_PYTHON), "-m", "console", "serve"], settings)
+    _wait_until_ready(server, f"{settings.console_url}/health", timeout)
+    return server
+
+
 @contextmanager
 def running_stack(settings: StackSettings) -> Iterator[list[RunningServer]]:
-    """Both servers, ready to answer; stopped on exit whatever happened inside."""
+    """The action server, Rasa and the agent console, ready; stopped on exit whatever happened."""
     servers: list[RunningServer] = []
     try:
         servers.append(start_action_server(settings))
         servers.append(start_rasa(settings))
+        servers.append(start_console(settings))
         yield servers
     finally:
         for server in reversed(servers):

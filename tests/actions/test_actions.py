@@ -59,6 +59,22 @@ async def test_session_start_without_token_clears_identity() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("state", "carried"),
+    [("requested", True), ("accepted", True), ("resolved", False), (None, False)],
+)
+async def test_a_new_session_keeps_a_conversation_a_person_owns(
+    state: str | None, carried: bool
+) -> None:
+    events = await ActionSessionStart().run(
+        CollectingDispatcher(), tracker(text=None, slots={"handoff_state": state}), {}
+    )
+    slots = slot_values(events)
+    assert ("handoff_state" in slots) is carried
+    if carried:
+        assert slots["handoff_state"] == state
+
+
 async def test_greet_by_first_name_or_neutrally() -> None:
     dispatcher = CollectingDispatcher()
     await ActionGreet().run(dispatcher, tracker("hi", token_for(ANA)), {})

@@ -43,7 +43,7 @@ def port_is_free(port: int) -> bool:
 
 def test_run_seeds_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     train()
-    rasa_port, action_port = free_port(), free_port()
+    rasa_port, action_port, console_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "CDP_DATABASE_URL": f"sqlite:///{tmp_path / 'cdp.sqlite3'}",
@@ -52,6 +52,9 @@ def test_run_seeds_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "CDP_IDENTITY_SECRET": secrets.token_urlsafe(32),
         "RASA_PORT": str(rasa_port),
         "ACTION_SERVER_PORT": str(action_port),
+        "CONSOLE_PORT": str(console_port),
+        "CONSOLE_SECRET": secrets.token_urlsafe(32),
+        "HANDOFF_CONSOLE_TOKEN": secrets.token_urlsafe(16),
         "PYTHONPATH": str(REPO),
     }
     run = subprocess.Popen(
@@ -73,8 +76,16 @@ def test_run_seeds_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             timeout=30,
         ).json()
         assert "Hi Ana" in reply[0]["text"]  # seeded, and the printed token is valid
+        # The agent console runs, with the demo agents whose logins were printed.
+        assert f"http://127.0.0.1:{console_port}" in welcome and "ava-demo-pass" in welcome
+        login = requests.post(
+            f"http://127.0.0.1:{console_port}/api/login",
+            json={"username": "ava", "password": "ava-demo-pass"},
+            timeout=30,
+        )
+        assert login.status_code == 200
     finally:
         os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         run.wait(timeout=60)
     assert run.returncode == 0
-    assert port_is_free(rasa_port) and port_is_free(action_port)
+    assert port_is_free(rasa_port) and port_is_free(action_port) and port_is_free(console_port)
