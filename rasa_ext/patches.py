@@ -6,6 +6,7 @@ test in tests/test_rasa_ext.py that fails if the installed Rasa no longer needs 
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -13,18 +14,28 @@ from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.ensemble import DefaultPolicyPredictionEnsemble
+from rasa.core.policies.policy import Policy
+from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.policies.ted_policy import TEDPolicy
 from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.tensorflow.models import RasaModel
 
 from rasa_ext import handoff
+from rasa_ext.action_calls import action_call_format, shared_session
+from rasa_ext.deferred_ted import best_policy_prediction, deferred_ted_predict
 from rasa_ext.history_states import states_for_tracker_history
+from rasa_ext.sqlite_tuning import tune_sqlite_engines
 from rasa_ext.tf_predict import rasa_predict_on_concrete_graph
 from rasa_ext.tracker_cache import retrieve_with_cache, save_and_keep
+from rasa_ext.tracker_state import applied_events, copy_without_replay
 
 
 @lru_cache(maxsize=1)
@@ -76,11 +87,34 @@ def resolve_event_type(type_name: str, default: type[Event] | None = None) -> ty
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
+def format_states_for_debug_log(states: list[dict]) -> str:
+    """`Policy.format_tracker_states` when RulePolicy's debug log is on, else nothing.
+
+    RulePolicy formats every state of the conversation into a string at each prediction, only
+    to pass it to a debug log line: work that grows with the conversation (4% of turn 100).
+    """
+    if logging.getLogger(RulePolicy.__module__).isEnabledFor(logging.DEBUG):
+        return Policy.format_tracker_states(states)
+    return ""
+
+
 def apply_patches() -> None:
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    RemoteAction._action_call_format = action_call_format  # type: ignore[method-assign]
+    EndpointConfig.session = shared_session  # type: ignore[method-assign,assignment]
     Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[method-assign]
+    tune_sqlite_engines()
     SQLTrackerStore._retrieve = retrieve_with_cache  # type: ignore[method-assign]
     SQLTrackerStore.save = save_and_keep  # type: ignore[method-assign]
+    DialogueStateTracker.applied_events = applied_events  # type: ignore[method-assign]
+    DialogueStateTracker.copy = copy_without_replay  # type: ignore[method-assign]
     Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]
     RasaModel._rasa_predict = rasa_predict_on_concrete_graph  # type: ignore[method-assign]
     MessageProcessor.handle_message = handoff.handle_message  # type: ignore[method-assign]
+    RulePolicy.format_tracker_states = staticmethod(  # type: ignore[method-assign]
+        format_states_for_debug_log
+    )
+    TEDPolicy.predict_action_probabilities = deferred_ted_predict  # type: ignore[method-assign]
+    DefaultPolicyPredictionEnsemble._best_policy_prediction = staticmethod(  # type: ignore[method-assign]
+        best_policy_prediction
+    )

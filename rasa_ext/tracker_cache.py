@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event, SessionStarted, deserialise_events
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from rasa_ext.recent import RecentItems, continues
+from rasa_ext.tracker_state import copy_for_reuse
 
 # Rasa's own: the full history of all sessions is rarely asked for (the HTTP API), and saving
 # stays Rasa's, followed by keeping what was saved.
@@ -34,10 +36,16 @@ DEFAULT_CACHE_SIZE = 5000  # conversations
 
 @dataclass
 class CachedSession:
-    """The events of a conversation's latest session and the id of the last row read."""
+    """The events of a conversation's latest session and the id of the last row read.
+
+    `tracker` is a private copy of the tracker as last saved, holding exactly `events`: handed
+    out once by the next read if no row was written since, instead of replaying every event.
+    """
 
     last_row_id: int
     events: list[Event]
+    tracker: DialogueStateTracker | None = None
+    domain: Domain | None = None
 
 
 def _cache_of(store: SQLTrackerStore) -> RecentItems[str, CachedSession]:
@@ -72,6 +80,7 @@ def _read_newer_rows(store: SQLTrackerStore, sender_id: str, cached: CachedSessi
     if rows:
         cached.events.extend(deserialise_events([json.loads(row.data) for row in rows]))
         cached.last_row_id = rows[-1].id
+        cached.tracker = None  # another process wrote to the conversation
     return True
 
 
@@ -89,6 +98,9 @@ async def retrieve_with_cache(
             cache.drop(sender_id)
             return None
         cache.put(sender_id, cached)
+    saved, cached.tracker = cached.tracker, None
+    if saved is not None and cached.domain is self.domain:
+        return saved
     # A new tracker object every time, as Rasa expects; the events themselves are immutable.
     return DialogueStateTracker.from_events(sender_id, list(cached.events), self.domain.slots)
 
@@ -127,4 +139,7 @@ async def save_and_keep(self: SQLTrackerStore, tracker: DialogueStateTracker) ->
     # Keep what Rasa's query returns: the events from the latest session start on. The cached
     # ones already start there, so only the new events can hold a later start.
     starts = [known + i for i, e in enumerate(events[known:]) if isinstance(e, SessionStarted)]
-    cache.put(tracker.sender_id, CachedSession(last_row_id, events[starts[-1] if starts else 0 :]))
+    kept = events[starts[-1] if starts else 0 :]
+    # The saved state is reusable when it holds just those events (a tracker read by Rasa does).
+    reusable = copy_for_reuse(tracker) if len(kept) == len(events) else None
+    cache.put(tracker.sender_id, CachedSession(last_row_id, kept, reusable, self.domain))

@@ -1,9 +1,14 @@
 """Runs in the Rasa venv (called by test_patches.py): patched and original Rasa agree."""
 
 import json
+import logging
+import tempfile
 
 import jsonschema
+import sqlalchemy as sa
 from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.policy import Policy
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.shared.core.events import Event
 from rasa.shared.utils.common import all_subclasses
 
@@ -37,6 +42,24 @@ def unknown_event_error():
     return None
 
 
+STATES = [{}, {"user": {"intent": "greet"}, "prev_action": {"action_name": "action_listen"}}]
+
+
+def formatted_states(level):
+    logging.getLogger(RulePolicy.__module__).setLevel(level)
+    return RulePolicy.format_tracker_states(STATES)
+
+
+def sqlite_settings():
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = sa.create_engine(f"sqlite:///{tmp}/tracker.db")
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            sync = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        engine.dispose()
+    return [mode, sync]
+
+
 type_names = sorted({cls.type_name for cls in all_subclasses(Event)})
 print(
     json.dumps(
@@ -53,6 +76,10 @@ print(
             "topic": Event.resolve_by_type("topic") is None,
             "default": Event.resolve_by_type("no_such_event", Event) is Event,
             "unknown": unknown_event_error(),
+            "states_when_debugging": formatted_states(logging.DEBUG)
+            == Policy.format_tracker_states(STATES),
+            "states_otherwise": formatted_states(logging.INFO),
+            "sqlite": sqlite_settings(),
         }
     )
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
-from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
 from rasa_ext.patches import apply_patches
 from rasa_ext.tracker_cache import original_retrieve, original_save
@@ -32,7 +32,8 @@ def rows(store, sender):
 
 
 def dumped(tracker):
-    return [event.as_dict() for event in tracker.events] if tracker else None
+    """Everything Rasa derives from a tracker: events, slots, latest message, loop, paused..."""
+    return tracker.current_state(EventVerbosity.ALL) if tracker else None
 
 
 async def main(url):
@@ -67,7 +68,13 @@ async def main(url):
     ]:
         mine.update(event)
     await this_replica.save(mine)
+    kept = this_replica._session_cache.get("c1").tracker
     await agree("after a cached turn", "c1")
+    checks["saved state handed out once, as a private copy"] = (
+        kept is not None
+        and kept is not mine
+        and this_replica._session_cache.get("c1").tracker is None
+    )
     reference = DialogueStateTracker.from_events("c2", list(mine.events), domain.slots)
     await original_save(other_replica, reference)
     checks["rows as Rasa writes them"] = (
@@ -90,7 +97,7 @@ async def main(url):
     await other_replica.save(theirs)
     await agree("after another replica started a new session", "c1")
     checks["new session only"] = [
-        e["event"] for e in dumped(await this_replica.retrieve("c1"))
+        e["event"] for e in dumped(await this_replica.retrieve("c1"))["events"]
     ] == ["session_started", "action"]
 
     checks["unknown conversation"] = await this_replica.retrieve("nobody") is None

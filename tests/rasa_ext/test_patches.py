@@ -49,6 +49,14 @@ def test_event_types_resolve_as_before(report: dict) -> None:
     assert report["unknown"] == "Unknown event name 'no_such_event'."
 
 
+def test_sqlite_tracker_store_uses_the_write_ahead_log(report: dict) -> None:
+    assert report["sqlite"] == ["wal", 1]  # synchronous=NORMAL
+
+
+def test_rule_states_are_formatted_only_for_the_debug_log(report: dict) -> None:
+    assert report["states_when_debugging"] and report["states_otherwise"] == ""
+
+
 def test_incremental_history_states_equal_rasas_at_every_turn() -> None:
     history = run_in_rasa_venv("check_history_states.py")
     assert history["comparisons"] == 272 and history["mismatches"] == []
@@ -65,9 +73,28 @@ def test_cached_tracker_store_returns_what_rasa_returns(backend: str, tmp_path: 
     else:
         with postgres_database_or_skip("tracker_cache") as url:
             checks = run_in_rasa_venv("check_tracker_cache.py", for_rasa(url))
-    assert checks == dict.fromkeys(checks, True) and len(checks) == 7
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 8
 
 
 def test_models_predict_the_same_through_the_concrete_graph() -> None:
     result = run_in_rasa_venv("check_tf_predict.py", str(train()))
     assert result == {"same": True, "actions": 12}
+
+
+def test_deferred_ted_changes_no_prediction_and_mostly_stays_idle() -> None:
+    result = run_in_rasa_venv("check_deferred_ted.py", str(train()))
+    assert result["same"] and result["predictions"] > 50
+    # TED ran only where it decided the action: rules and stories decided the rest.
+    assert 0 < result["ted_computed"] == result["ted_won"] < result["predictions"] / 4
+
+
+def test_actions_get_the_recent_events_over_one_kept_open_connection() -> None:
+    checks = run_in_rasa_venv("check_action_calls.py")
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 5
+
+
+def test_incremental_applied_events_and_copies_equal_rasas() -> None:
+    checks = run_in_rasa_venv("check_tracker_state.py")
+    assert checks["mismatches"] == 0 and checks["applied"] > 1000 and checks["copies"] > 300
+    # It really continues: Rasa's full walk only where continuing isn't safe.
+    assert checks["full_computations"] < checks["applied"] / 5
