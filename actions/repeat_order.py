@@ -13,16 +13,17 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from actions import formatting
 from actions.cdp_access import in_cdp_transaction
 from actions.identity import identified_profile, verified_customer_id
-from cdp.addresses import Address
+from cdp.addresses import Address, read_address_columns
 from cdp.errors import CdpError
 from cdp.orders.models import Order
-from cdp.orders.service import last_order, reorder
+from cdp.orders.service import last_order_lines, reorder
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,19 @@ class OrderView:
     lines: str
     total: str
     delivery_address: str
+
+    @classmethod
+    def of_rows(cls, rows: list[Row[Any]], ship_to: Address | None = None) -> OrderView:
+        """The order from `last_order_lines` rows (every order has at least one line)."""
+        order = rows[0]
+        return cls(
+            order_id=order.order_id,
+            placed_on=formatting.day(order.placed_at),
+            lines=formatting.order_lines(rows, order.currency),
+            total=formatting.money(order.total, order.currency),
+            delivery_address=formatting.address(ship_to or read_address_columns(order, "delivery_"))
+            or "the address on your account",
+        )
 
     @classmethod
     def of(cls, order: Order, ship_to: Address | None = None) -> OrderView:
@@ -65,11 +79,11 @@ def find_proposal(session: Session, customer_id: str | None) -> Proposal:
     profile = identified_profile(session, customer_id)
     if profile is None:
         return Proposal("anonymous")
-    order = last_order(session, profile.customer_id)
-    if order is None:
+    rows = last_order_lines(session, profile.customer_id)
+    if not rows:
         return Proposal("no_orders", first_name=profile.first_name)
     # A repeat goes to the current default address, as `reorder` will send it.
-    view = OrderView.of(order, ship_to=profile.address)
+    view = OrderView.of_rows(rows, ship_to=profile.address)
     return Proposal("ready", first_name=profile.first_name, order=view)
 
 

@@ -31,6 +31,7 @@ from rasa.utils.tensorflow.models import RasaModel
 from rasa_ext import handoff
 from rasa_ext.action_calls import action_call_format, shared_session
 from rasa_ext.deferred_ted import best_policy_prediction, deferred_ted_predict
+from rasa_ext.fast_load import load_for_prediction
 from rasa_ext.history_states import states_for_tracker_history
 from rasa_ext.sqlite_tuning import tune_sqlite_engines
 from rasa_ext.tf_predict import rasa_predict_on_concrete_graph
@@ -110,6 +111,7 @@ def apply_patches() -> None:
     DialogueStateTracker.copy = copy_without_replay  # type: ignore[method-assign]
     Domain.states_for_tracker_history = states_for_tracker_history  # type: ignore[method-assign]
     RasaModel._rasa_predict = rasa_predict_on_concrete_graph  # type: ignore[method-assign]
+    RasaModel.load = classmethod(load_for_prediction)  # type: ignore[method-assign,assignment]
     MessageProcessor.handle_message = handoff.handle_message  # type: ignore[method-assign]
     RulePolicy.format_tracker_states = staticmethod(  # type: ignore[method-assign]
         format_states_for_debug_log

@@ -8,8 +8,10 @@ import sys
 from rasa.core.agent import Agent
 from rasa.core.policies.ensemble import DefaultPolicyPredictionEnsemble
 from rasa.core.policies.ted_policy import TEDPolicy
+from rasa.utils.tensorflow.models import RasaModel
 
 from rasa_ext import deferred_ted
+from rasa_ext.fast_load import load_for_prediction
 
 # Happy and unhappy paths, repeats, and messages outside the stories so that TED must decide.
 CONVERSATIONS = [
@@ -42,6 +44,7 @@ async def conversation(agent, sender, messages):
 
 
 async def main(model):
+    RasaModel.load = classmethod(load_for_prediction)  # checked on its own in check_tf_predict
     agent = Agent.load(model)
     expected = [
         await conversation(agent, f"original-{i}", messages)

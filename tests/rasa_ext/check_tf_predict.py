@@ -1,5 +1,6 @@
 """Runs in the Rasa venv (called by test_patches.py): DIET and TED predict the same through the
-concrete graph as through Rasa's tf.function call."""
+concrete graph as through Rasa's tf.function call, and loaded for prediction (without tracing
+the training step) as loaded by Rasa."""
 
 import asyncio
 import json
@@ -8,6 +9,7 @@ import sys
 from rasa.core.agent import Agent
 from rasa.utils.tensorflow.models import RasaModel
 
+from rasa_ext.fast_load import load_for_prediction
 from rasa_ext.tf_predict import original_rasa_predict, rasa_predict_on_concrete_graph
 
 MESSAGES = ["hi there", "same as last time please", "yes", "are you a bot", "what's 2+2", "no"]
@@ -35,7 +37,17 @@ async def main(model):
     expected = await conversation(agent, "original")
     RasaModel._rasa_predict = rasa_predict_on_concrete_graph
     got = await conversation(agent, "patched")
-    print(json.dumps({"same": got == expected, "actions": len(got[1])}))
+    RasaModel.load = classmethod(load_for_prediction)
+    loaded_for_prediction = await conversation(Agent.load(model), "loaded for prediction")
+    print(
+        json.dumps(
+            {
+                "same": got == expected,
+                "same_when_loaded_for_prediction": loaded_for_prediction == expected,
+                "actions": len(got[1]),
+            }
+        )
+    )
 
 
 asyncio.run(main(sys.argv[1]))

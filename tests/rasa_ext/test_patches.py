@@ -78,7 +78,7 @@ def test_cached_tracker_store_returns_what_rasa_returns(backend: str, tmp_path: 
 
 def test_models_predict_the_same_through_the_concrete_graph() -> None:
     result = run_in_rasa_venv("check_tf_predict.py", str(train()))
-    assert result == {"same": True, "actions": 12}
+    assert result == {"same": True, "same_when_loaded_for_prediction": True, "actions": 12}
 
 
 def test_deferred_ted_changes_no_prediction_and_mostly_stays_idle() -> None:
