@@ -13,7 +13,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help run shell token train validate lint test test-stories test-nlu bench clean venvs webchat
+.PHONY: help run shell token train validate lint test test-stories test-nlu bench bench-cdp clean venvs webchat browser
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -59,12 +59,18 @@ test-nlu: train  ## intent accuracy on the held-out file (report in results/rasa
 	@$(RASA) test nlu --model "$$($(PY) -m tools.training --print-path)" --nlu tests/nlu/heldout.yml \
 		--out results/rasa/nlu
 
-test: venvs webchat lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
+browser:  ## Debian's chromium and chromium-driver for the browser tests (apt-get when missing)
+	@scripts/ensure-chromium
+
+test: venvs webchat browser lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
 	@$(PY) -m pytest --junitxml=results/junit.xml
 	@$(MAKE) --no-print-directory test-stories
 
 bench: venvs train  ## turn latency, SQLite and PostgreSQL (results/bench.md); handoff latency (results/bench_handoff.md)
 	@status=0; $(PY) -m tools.bench || status=$$?; $(PY) -m tools.bench_handoff && exit $$status
+
+bench-cdp: venvs  ## CDP import, profile reads, event ingestion (results/bench-cdp.md); BENCH_CDP_ARGS=--quick for a short run
+	$(PY) -m tools.bench_cdp $(BENCH_CDP_ARGS)
 
 clean:  ## remove runtime state and models (keeps the venvs)
 	rm -rf var models results/rasa results/junit.xml

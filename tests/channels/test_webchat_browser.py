@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -17,43 +12,18 @@ from tests.channels.stack import ChannelStack
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail(
-            "Debian's chromium and chromium-driver are needed: "
-            "apt-get install chromium chromium-driver"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
 
 def bubbles(driver: WebDriver, kind: str) -> list[str]:
     return [b.text for b in driver.find_elements(By.CSS_SELECTOR, f".nw-message.nw-{kind}")]
 
 
 def wait_for_bot(driver: WebDriver, count: int) -> list[str]:
-    WebDriverWait(driver, 40).until(lambda d: len(bubbles(d, "bot")) >= count)
+    WebDriverWait(driver, 60).until(lambda d: len(bubbles(d, "bot")) >= count)
     return bubbles(driver, "bot")
 
 
 def type_message(driver: WebDriver, text: str) -> None:
-    WebDriverWait(driver, 20).until(
+    WebDriverWait(driver, 60).until(
         lambda d: d.find_element(By.CSS_SELECTOR, ".nw-status").text == "connected"
     )
     box = driver.find_element(By.CSS_SELECTOR, ".nw-form input")
@@ -93,7 +63,7 @@ def test_chat_anonymously_then_as_a_customer_and_keep_the_history_on_reload(
     # A reload keeps the session and shows the whole conversation again...
     shown_before = bubbles(browser, "bot") + bubbles(browser, "user")
     browser.refresh()
-    WebDriverWait(browser, 20).until(
+    WebDriverWait(browser, 60).until(
         expected_conditions.text_to_be_present_in_element(
             (By.CSS_SELECTOR, ".nw-status"), "connected"
         )

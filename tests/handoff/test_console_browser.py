@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as when
@@ -17,37 +12,12 @@ from sqlalchemy import Engine
 from tests.handoff.conftest import PASSWORDS, ConsoleServer, RecordingRasa
 from tests.handoff.test_console_api import new_handoff
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail(
-            "Debian's chromium and chromium-driver are needed: "
-            "apt-get install chromium chromium-driver"
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
 
 @pytest.mark.parametrize("cdp_url", ["sqlite"], indirect=True)
 def test_agent_logs_in_claims_and_replies(
     browser: WebDriver, console: ConsoleServer, rasa_api: RecordingRasa, demo_engine: Engine
 ) -> None:
-    wait = WebDriverWait(browser, 20)
+    wait = WebDriverWait(browser, 60)
     first = new_handoff(demo_engine, "web-browser-1", None)
     browser.get(console.url)
     wait.until(when.visibility_of_element_located((By.ID, "username"))).send_keys("ava")
