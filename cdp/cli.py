@@ -9,6 +9,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from cdp.config import database_url, masked_url
 from cdp.db import current_revision, head_revision, make_engine, migrate, transaction
 from cdp.errors import CdpError, ImportRecordError, InvalidValue
 from cdp.identity_token import DEFAULT_TTL_SECONDS, IDENTITY_SECRET_ENV, identity_secret, mint_token
-from cdp.importer import ImportSummary, import_file
+from cdp.importer import ImportSummary, import_lines
 from cdp.merges.service import unmerge
 from cdp.privacy.audit import record_audit
 from cdp.privacy.keys import ERASURE_KEY_ENV
@@ -35,6 +36,7 @@ from cdp.privacy.service import erase_person, export_person
 from cdp.profiles.context import context_document, profile_context
 from cdp.profiles.models import Profile
 from cdp.profiles.service import get_profile, normalise_customer_id, profile_document, resolve_ref
+from cdp.progress import ProgressBar, lines_with_progress
 
 SEED_FILE = Path(__file__).resolve().parent / "seed" / "demo_customers.jsonl"
 RECOMPUTE_BATCH = 500
@@ -74,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser("import", help="import a JSON Lines file, all or nothing")
     load.add_argument("file", type=Path, metavar="FILE.jsonl")
+    load.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="import the valid lines, report the others on stderr, exit 1 if any was skipped",
+    )
+    load.add_argument(
+        "--bulk",
+        action="store_true",
+        help="write new profiles and events in chunks (same result, for large files)",
+    )
     load.set_defaults(command=run_import)
 
     profile = commands.add_parser("profile", help="look at profiles")
@@ -144,9 +156,23 @@ def run_init(_args: argparse.Namespace) -> None:
 
 def run_import(args: argparse.Namespace) -> None:
     path: Path = args.file
+    started = time.monotonic()
     with _database(migrate_first=False) as engine:
-        summary = _import(engine, path)
-    print(_format_summary(path, summary))
+        summary = _import(
+            engine,
+            path,
+            skip_invalid=args.skip_invalid,
+            bulk=args.bulk,
+            progress=sys.stderr.isatty(),
+        )
+    seconds = time.monotonic() - started
+    for error in summary.skipped:
+        print(
+            f"skipped {path}:{error.line_no}: field {error.field}: {error.reason}", file=sys.stderr
+        )
+    print(_format_summary(path, summary, seconds))
+    if summary.skipped:
+        raise CommandFailed(f"{len(summary.skipped)} invalid lines of {path} were skipped")
 
 
 def run_profile_show(args: argparse.Namespace) -> None:
@@ -307,11 +333,31 @@ def _require_current_schema(engine: Engine, url: str) -> None:
     )
 
 
-def _import(engine: Engine, path: Path) -> ImportSummary:
-    """Import in one transaction; errors become the FILE:LINE: field FIELD: REASON line."""
+def _import(
+    engine: Engine,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    bulk: bool = False,
+    progress: bool = False,
+) -> ImportSummary:
+    """Import in one transaction; errors become the FILE:LINE: field FIELD: REASON line.
+
+    progress: draw a bar on stderr (only when it is a terminal)."""
     try:
-        with transaction(engine) as session:
-            return import_file(session, path)
+        with transaction(engine) as session, path.open("rb") as file:
+            if not progress:
+                return import_lines(session, file, skip_invalid=skip_invalid, bulk=bulk)
+            bar = ProgressBar(path.stat().st_size, sys.stderr)
+            try:
+                return import_lines(
+                    session,
+                    lines_with_progress(file, bar),
+                    skip_invalid=skip_invalid,
+                    bulk=bulk,
+                )
+            finally:
+                bar.close()
     except ImportRecordError as error:
         raise CommandFailed(
             f"{path}:{error.line_no}: field {error.field}: {error.reason}"
@@ -320,13 +366,23 @@ def _import(engine: Engine, path: Path) -> ImportSummary:
         raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
 
 
-def _format_summary(path: Path, summary: ImportSummary) -> str:
+def _format_summary(path: Path, summary: ImportSummary, seconds: float | None = None) -> str:
     lines = [f"imported {path}: {summary.records} records"]
     for kind, counts in summary.by_kind.items():
         lines.append(
             f"  {kind:<9} {counts.read:>5} read {counts.created:>5} created "
             f"{counts.updated:>5} updated {counts.unchanged:>5} unchanged"
         )
+    if seconds is not None:
+        rate = summary.read / seconds if seconds > 0 else 0.0
+        lines.append(
+            f"read {summary.read}, written {summary.written}, skipped {len(summary.skipped)} "
+            f"in {seconds:.2f} s ({rate:,.0f} records/s)"
+        )
+    if summary.skipped:
+        shown = ", ".join(str(error.line_no) for error in summary.skipped[:20])
+        more = " …" if len(summary.skipped) > 20 else ""
+        lines.append(f"skipped lines: {shown}{more} (line, field and reason on stderr)")
     return "\n".join(lines)
 
 

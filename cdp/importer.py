@@ -2,9 +2,14 @@
 
 One record per line, each with a `kind`. The whole file is one unit: the first bad line
 raises ImportRecordError (line, field path, reason) and the caller's transaction rolls
-back, so nothing is written. Every write is an upsert that skips unchanged values, so
-importing the same file again changes nothing. A line may only refer to customers already
-stored or defined by an earlier line.
+back, so nothing is written. With skip_invalid, each record is written in a savepoint
+instead: a bad one is rolled back alone and reported in ImportSummary.skipped. Every write
+is an upsert that skips unchanged values, so importing the same file again changes nothing.
+A line may only refer to customers already stored or defined by an earlier line.
+
+With bulk, new profiles and events are validated the same way but written in chunks by
+cdp.bulk (a few statements per thousand records); every other record, and a profile that
+already exists, still takes the one-record path, in file order.
 
 Numbers are parsed as Decimal, so prices are exact; free-form objects (custom, options,
 properties) get ordinary JSON numbers back. Declared custom attributes are checked against
@@ -14,22 +19,36 @@ their definitions (cdp.attributes), and the definitions against the stored data 
 import json
 import math
 from collections.abc import Callable, Collection, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cdp.addresses import Address, make_address
 from cdp.attributes.definitions import STANDARD_ATTRIBUTES, load_custom_definitions
 from cdp.attributes.errors import AttributeTypeChanged, UnknownAttribute, UnverifiedOverwrite
-from cdp.attributes.service import check_definitions_against_data
+from cdp.attributes.service import check_definitions_against_data, register_type
+from cdp.bulk import (
+    NewProfile,
+    apply_events_in_bulk,
+    fold_events_of_new_profiles,
+    insert_events,
+    insert_new_profiles,
+    new_profile_rows,
+    refresh_statistics,
+    stored_customers,
+    taken_identifiers,
+)
 from cdp.catalogue.models import ProductIn
 from cdp.catalogue.service import upsert_product
 from cdp.changes import Change
-from cdp.clock import parse_timestamp
+from cdp.clock import parse_timestamp, utcnow
+from cdp.computed.definitions import load_computed_definitions
 from cdp.consents.models import ConsentIn
 from cdp.consents.service import (
     clean_evidence,
@@ -40,6 +59,7 @@ from cdp.consents.service import (
     record_consent,
 )
 from cdp.errors import (
+    CdpError,
     ErasedIdentity,
     IdentityConflict,
     ImportRecordError,
@@ -62,6 +82,7 @@ from cdp.orders.models import (
     OrderStatus,
 )
 from cdp.orders.service import record_order
+from cdp.privacy.models import ErasedIdentifier
 from cdp.profiles.models import ProfileAttributes
 from cdp.profiles.service import (
     normalise_customer_id,
@@ -81,6 +102,10 @@ from cdp.validation import (
 
 KINDS = ("profile", "order", "event", "identity", "consent", "product")
 WHOLE_LINE = "$"
+# Profile and event lines buffered before the bulk path writes them.
+BULK_CHUNK = 5000
+# Table statistics are refreshed after this many bulk lines, then each time it doubles.
+ANALYZE_FIRST_AT = 20_000
 
 _PROFILE_FIELDS = frozenset(
     {
@@ -148,36 +173,79 @@ class KindCounts:
 
 @dataclass
 class ImportSummary:
-    """Counts per kind, in the order of KINDS."""
+    """Counts per kind, in the order of KINDS, and the lines skipped (skip_invalid)."""
 
     by_kind: dict[str, KindCounts] = field(
         default_factory=lambda: {kind: KindCounts() for kind in KINDS}
     )
+    skipped: list[ImportRecordError] = field(default_factory=list)
 
     @property
     def records(self) -> int:
-        """Records read, blank lines not counted."""
+        """Records imported (created, updated or unchanged), blank lines not counted."""
         return sum(counts.read for counts in self.by_kind.values())
 
+    @property
+    def read(self) -> int:
+        """Non-blank lines read: imported plus skipped."""
+        return self.records + len(self.skipped)
 
-def import_file(session: Session, path: Path) -> ImportSummary:
+    @property
+    def written(self) -> int:
+        """Records that created or changed something."""
+        return sum(counts.created + counts.updated for counts in self.by_kind.values())
+
+
+def import_file(
+    session: Session, path: Path, *, skip_invalid: bool = False, bulk: bool = False
+) -> ImportSummary:
     """Import a .jsonl file into the session's transaction (see module docstring)."""
     with path.open("rb") as lines:
-        return import_lines(session, lines)
+        return import_lines(session, lines, skip_invalid=skip_invalid, bulk=bulk)
 
 
-def import_lines(session: Session, lines: Iterable[bytes | str]) -> ImportSummary:
+def import_lines(
+    session: Session,
+    lines: Iterable[bytes | str],
+    *,
+    skip_invalid: bool = False,
+    bulk: bool = False,
+) -> ImportSummary:
     """Import records from lines numbered from 1; blank lines are skipped."""
     summary = ImportSummary()
     check_definitions_against_data(session, load_custom_definitions())
+    batch = _BulkBatch(session, summary, skip_invalid) if bulk else None
     for line_no, raw in enumerate(lines, start=1):
-        text = _decode(line_no, raw)
-        if not text.strip():
-            continue
-        record = _Fields(line_no, "", _parse_object(line_no, text))
-        kind = record.required("kind", _kind)
-        summary.by_kind[kind].add(_IMPORTERS[kind](session, record))
+        try:
+            text = _decode(line_no, raw)
+            if not text.strip():
+                continue
+            record = _Fields(line_no, "", _parse_object(line_no, text))
+            kind = record.required("kind", _kind)
+            if batch is not None:
+                if batch.add(kind, record):
+                    continue
+                batch.flush()
+            summary.by_kind[kind].add(_write_one(session, kind, record, skip_invalid))
+        except ImportRecordError as error:
+            if not skip_invalid:
+                if batch is not None:
+                    batch.flush()  # an error on an earlier, still buffered line comes first
+                raise
+            summary.skipped.append(error)
+    if batch is not None:
+        batch.finish()
+    summary.skipped.sort(key=lambda error: error.line_no)
     return summary
+
+
+def _write_one(session: Session, kind: str, record: "_Fields", savepoint: bool) -> Change:
+    """One record through its service function; in a savepoint when a failure must not
+    undo the records before it."""
+    if not savepoint:
+        return _IMPORTERS[kind](session, record)
+    with session.begin_nested():
+        return _IMPORTERS[kind](session, record)
 
 
 def import_record(session: Session, data: dict[str, Any]) -> tuple[str, Change]:
@@ -377,9 +445,18 @@ def _unknown_customer(record: _Fields, customer_id: str) -> ImportRecordError:
 
 
 def _import_profile(session: Session, record: _Fields) -> Change:
+    customer_id, attributes = _profile_in(record)
+    try:
+        return upsert_profile(session, customer_id, attributes, IdentitySource.IMPORT)
+    except CdpError as error:
+        raise _profile_error(record, error) from None
+
+
+def _profile_in(record: _Fields) -> tuple[str, ProfileAttributes]:
+    """A profile line validated field by field (no database access)."""
     record.reject_unknown(_PROFILE_FIELDS)
     customer_id = record.required("customer_id", normalise_customer_id)
-    attributes = ProfileAttributes(
+    return customer_id, ProfileAttributes(
         first_name=record.optional("first_name", normalise_name),
         last_name=record.optional("last_name", normalise_name),
         email=record.optional("email", partial(normalise, IdentityType.EMAIL)),
@@ -392,20 +469,21 @@ def _import_profile(session: Session, record: _Fields) -> Change:
         phone_verified=record.optional("phone_verified", _boolean) or False,
         verified=record.optional("verified", _boolean) or False,
     )
-    try:
-        return upsert_profile(session, customer_id, attributes, IdentitySource.IMPORT)
-    except IdentityConflict as conflict:
-        raise record.error(conflict.identity_type, str(conflict)) from None
-    except ErasedIdentity as erased:
-        raise record.error(erased.identity_type, str(erased)) from None
-    except InvalidValue as error:
+
+
+def _profile_error(record: _Fields, error: CdpError) -> ImportRecordError:
+    """A profile write's error as the line's error, naming the field; others re-raised."""
+    if isinstance(error, IdentityConflict | ErasedIdentity):
+        return record.error(error.identity_type, str(error))
+    if isinstance(error, InvalidValue):
         path = f"custom.{error.field}" if error.field else "custom"
-        raise record.error(path, error.reason) from None
-    except (UnknownAttribute, AttributeTypeChanged) as error:
-        raise record.error(f"custom.{error.name}", str(error)) from None
-    except UnverifiedOverwrite as error:
+        return record.error(path, error.reason)
+    if isinstance(error, UnknownAttribute | AttributeTypeChanged):
+        return record.error(f"custom.{error.name}", str(error))
+    if isinstance(error, UnverifiedOverwrite):
         path = error.name if error.name in STANDARD_ATTRIBUTES else f"custom.{error.name}"
-        raise record.error(path, str(error)) from None
+        return record.error(path, str(error))
+    raise error
 
 
 def _import_product(session: Session, record: _Fields) -> Change:
@@ -464,9 +542,19 @@ def _order_line(item: _Fields) -> OrderLineIn:
 
 
 def _import_event(session: Session, record: _Fields) -> Change:
+    incoming = _event_in(record)
+    try:
+        recorded = record_event(session, incoming)
+    except ProfileNotFound:
+        raise _unknown_customer(record, incoming.customer_id) from None
+    return Change.CREATED if recorded else Change.UNCHANGED
+
+
+def _event_in(record: _Fields) -> EventIn:
+    """An event line validated field by field (no database access)."""
     record.reject_unknown(_EVENT_FIELDS)
     customer_id = record.required("customer_id", normalise_customer_id)
-    incoming = EventIn(
+    return EventIn(
         event_id=record.required("event_id", partial(clean_text, max_length=EVENT_ID_MAX_LENGTH)),
         customer_id=customer_id,
         type=record.required("type", partial(clean_text, max_length=EVENT_TYPE_MAX_LENGTH)),
@@ -476,11 +564,6 @@ def _import_event(session: Session, record: _Fields) -> Change:
         ),
         properties=record.optional("properties", _free_form_object) or {},
     )
-    try:
-        recorded = record_event(session, incoming)
-    except ProfileNotFound:
-        raise _unknown_customer(record, customer_id) from None
-    return Change.CREATED if recorded else Change.UNCHANGED
 
 
 def _import_identity(session: Session, record: _Fields) -> Change:
@@ -515,6 +598,175 @@ def _import_consent(session: Session, record: _Fields) -> Change:
         return record_consent(session, incoming)
     except ProfileNotFound:
         raise _unknown_customer(record, customer_id) from None
+
+
+@dataclass
+class _Pending:
+    """A validated profile or event line waiting for its chunk to be written."""
+
+    record: _Fields
+    kind: str
+    customer_id: str
+    new_profile: NewProfile | None = None  # None: the one-record path decides
+    event: EventIn | None = None
+    stored_only: bool = False  # the event's customer is not defined by an earlier line
+
+
+class _BulkBatch:
+    """Profile and event lines buffered and written by cdp.bulk, BULK_CHUNK at a time.
+
+    Results match the one-record path: a line may only use customers stored before the
+    import or defined by an earlier line; the first line claiming an identifier gets it;
+    profiles that already exist, profiles defined twice, identifiers someone holds (or an
+    erased person held) and custom values that fail validation go through upsert_profile,
+    which raises the same errors as without bulk.
+    """
+
+    def __init__(self, session: Session, summary: ImportSummary, skip_invalid: bool) -> None:
+        self.session = session
+        self.summary = summary
+        self.skip_invalid = skip_invalid
+        self.custom = load_custom_definitions()
+        self.computed = load_computed_definitions()
+        self.erasures = bool(session.scalar(select(exists().select_from(ErasedIdentifier))))
+        self.existing: set[str] = set()  # customers known to have a profile now
+        self.fresh: set[str] = set()  # profiles this import created in bulk
+        self.fresh_with_events: set[str] = set()  # ... whose aggregates are folded at the end
+        self.registered: set[str] = set()  # custom attributes whose type is registered
+        self.pending: list[_Pending] = []
+        self.pending_profiles: set[str] = set()
+        self.flushed = 0  # lines handed to cdp.bulk so far
+        self.analyze_at = ANALYZE_FIRST_AT
+
+    def add(self, kind: str, record: _Fields) -> bool:
+        """Validate and buffer a profile or event line; False for other kinds."""
+        if kind == "profile":
+            customer_id, attributes = _profile_in(record)
+            item = _Pending(record, kind, customer_id)
+            if customer_id not in self.existing and customer_id not in self.pending_profiles:
+                # On a validation error upsert_profile names the field (and any earlier one).
+                with suppress(CdpError):
+                    item.new_profile = new_profile_rows(
+                        customer_id, attributes, self.custom, IdentitySource.IMPORT, utcnow()
+                    )
+            self.pending_profiles.add(customer_id)
+        elif kind == "event":
+            event = _event_in(record)
+            known = event.customer_id in self.existing or event.customer_id in self.pending_profiles
+            item = _Pending(record, kind, event.customer_id, event=event, stored_only=not known)
+        else:
+            return False
+        self.pending.append(item)
+        if len(self.pending) >= BULK_CHUNK:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Write the buffered lines; their errors are raised (lowest line first) or skipped."""
+        pending, self.pending, self.pending_profiles = self.pending, [], set()
+        if not pending:
+            return
+        self.flushed += len(pending)
+        if self.flushed >= self.analyze_at:
+            refresh_statistics(self.session)
+            self.analyze_at *= 2
+        errors: list[ImportRecordError] = []
+        # Before this chunk's profiles exist: which customers were stored already.
+        stored_before = stored_customers(
+            self.session, {item.customer_id for item in pending if item.stored_only}
+        )
+        self._write_profiles([item for item in pending if item.kind == "profile"], errors)
+        events = []
+        for item in pending:
+            if item.event is None:
+                continue
+            known = item.customer_id in (stored_before if item.stored_only else self.existing)
+            if known:
+                events.append(item.event)
+            else:
+                errors.append(_unknown_customer(item.record, item.customer_id))
+        stored = insert_events(self.session, events)
+        self.fresh_with_events.update(e.customer_id for e in stored if e.customer_id in self.fresh)
+        apply_events_in_bulk(
+            self.session,
+            [event for event in stored if event.customer_id not in self.fresh],
+            self.computed,
+            utcnow(),
+        )
+        counts = self.summary.by_kind["event"]
+        counts.read += len(events)
+        counts.created += len(stored)
+        counts.unchanged += len(events) - len(stored)
+        if errors and not self.skip_invalid:
+            raise min(errors, key=lambda error: error.line_no)
+        self.summary.skipped.extend(errors)
+
+    def finish(self) -> None:
+        """Write the last lines, then the event aggregates of the profiles created here."""
+        self.flush()
+        fold_events_of_new_profiles(
+            self.session, sorted(self.fresh_with_events), self.computed, utcnow()
+        )
+        self.fresh_with_events.clear()
+
+    def _write_profiles(self, items: list[_Pending], errors: list[ImportRecordError]) -> None:
+        stored = stored_customers(
+            self.session, {item.customer_id for item in items if item.new_profile is not None}
+        )
+        self.existing |= stored
+        wanted = [
+            (kind, value)
+            for item in items
+            if item.new_profile is not None and item.customer_id not in stored
+            for kind, value, _ in item.new_profile.identities
+        ]
+        claimed = taken_identifiers(self.session, wanted) if wanted else set()
+        bulk: list[NewProfile] = []
+        one_by_one: list[_Pending] = []
+        for item in items:
+            new = item.new_profile
+            own = _contact_identifiers(item.record)
+            if (
+                new is None
+                or item.customer_id in stored
+                or (self.erasures and own)
+                or any(identifier in claimed for identifier in own)
+            ):
+                one_by_one.append(item)
+            else:
+                bulk.append(new)
+            claimed |= own  # a later line with the same identifier must not get it
+        self._register_types({name for new in bulk for name in new.declared})
+        insert_new_profiles(self.session, bulk)
+        self.existing.update(new.customer_id for new in bulk)
+        self.fresh.update(new.customer_id for new in bulk)
+        counts = self.summary.by_kind["profile"]
+        counts.read += len(bulk)
+        counts.created += len(bulk)
+        for item in one_by_one:
+            try:
+                counts.add(_write_one(self.session, "profile", item.record, savepoint=True))
+                self.existing.add(item.customer_id)
+            except ImportRecordError as error:
+                errors.append(error)
+
+    def _register_types(self, names: set[str]) -> None:
+        for name in sorted(names - self.registered):
+            register_type(self.session, self.custom.attributes[name])
+            self.registered.add(name)
+
+
+def _contact_identifiers(record: _Fields) -> set[tuple[IdentityType, str]]:
+    """The email and phone a profile line would link (normalised), for claim checks."""
+    identifiers = set()
+    for kind in (IdentityType.EMAIL, IdentityType.PHONE):
+        try:
+            value = record.optional(kind.value, partial(normalise, kind))
+        except ImportRecordError:
+            continue
+        if value is not None:
+            identifiers.add((kind, value))
+    return identifiers
 
 
 _IMPORTERS: dict[str, Callable[[Session, _Fields], Change]] = {

@@ -1,0 +1,327 @@
+"""The bulk import path writes exactly what the one-record path writes, on both databases.
+
+Each test imports the same files twice, into two fresh databases: once record by record,
+once with bulk=True (chunks made tiny so every case crosses chunk boundaries), then
+compares every table row by row (ids and write times aside) and every computed value.
+"""
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+import cdp.bulk
+import cdp.importer
+from cdp.computed.service import computed_values
+from cdp.db import make_engine, migrate, transaction
+from cdp.errors import ImportRecordError
+from cdp.importer import ImportSummary, import_file
+from cdp.models import Base
+from cdp.profiles.models import Profile
+from tests.postgres import postgres_database_or_skip
+
+# Written by the database or the clock at write time: differ between any two imports.
+VOLATILE_COLUMNS = frozenset({"id", "created_at", "updated_at", "set_at", "registered_at"})
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def twin_engines(cdp_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    """Two fresh migrated databases of the same backend: one per import path."""
+    engines = [make_engine(cdp_url)]
+    if cdp_url.startswith("sqlite"):
+        engines.append(make_engine(f"sqlite:///{tmp_path / 'bulk.sqlite3'}"))
+        for engine in engines:
+            migrate(engine)
+        yield engines[0], engines[1]
+    else:
+        with postgres_database_or_skip() as other:
+            engines.append(make_engine(other))
+            for engine in engines:
+                migrate(engine)
+            yield engines[0], engines[1]
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few lines, so records and their customers land in different chunks."""
+    monkeypatch.setattr(cdp.importer, "BULK_CHUNK", 7)
+    monkeypatch.setattr(cdp.bulk, "STATEMENT_ROWS", 3)
+
+
+def write(path: Path, records: list[dict[str, Any] | str]) -> Path:
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def at(days_ago: float) -> str:
+    return (NOW - timedelta(days=days_ago)).isoformat().replace("+00:00", "Z")
+
+
+def profile(number: int, rng: random.Random) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "kind": "profile",
+        "customer_id": f"C-{number:05d}",
+        "first_name": rng.choice(["Ana", "Ben", "Chloé", "Dev"]),
+        "email": f"person{number}@example.com",
+        "phone": f"+1555{number:07d}",
+        "email_verified": rng.random() < 0.3,
+    }
+    if rng.random() < 0.5:
+        record["address"] = {
+            "line1": f"{number} Elm St",
+            "city": rng.choice(["Austin", "Lyon"]),
+            "postal_code": "78701",
+            "country": "US",
+        }
+    if rng.random() < 0.6:
+        record["custom"] = {
+            "membership_tier": rng.choice(["basic", "plus", "premium"]),
+            "store_card_holder": rng.random() < 0.5,
+            "favourite_roast": "dark",
+        }
+    if number % 7 == 0:  # characters PostgreSQL's COPY text format must escape
+        record["last_name"] = "Back\\slash"
+        record["custom"] = {"note": "tab\there\nnew line \\ done", "tier": None}
+        record["verified"] = rng.random() < 0.5
+    return record
+
+
+def event(number: int, customer: int, rng: random.Random) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "customer_id": f"C-{customer:05d}",
+        "type": rng.choice(["payment_failed", "login", "page_view"]),
+        "at": at(rng.uniform(0, 60)),
+        "event_id": f"E-{number}",
+        "channel": rng.choice(["web", "sms"]),
+        "properties": {"amount": rng.randint(1, 90)},
+    }
+
+
+def order(number: int, customer: int) -> dict[str, Any]:
+    return {
+        "kind": "order",
+        "customer_id": f"C-{customer:05d}",
+        "order_id": f"O-{number}",
+        "placed_at": at(number % 40),
+        "status": "delivered",
+        "channel": "web",
+        "currency": "USD",
+        "items": [{"sku": "SKU-1", "name": "Flat white beans", "qty": 2, "unit_price": 3.5}],
+    }
+
+
+def mixed_file(
+    seed: int, first: int, profiles: int, events: int, verified: bool = False
+) -> list[dict[str, Any]]:
+    """Profiles interleaved with their events, a few orders and identities, redeliveries.
+
+    verified: every profile line is verified, so it may replace what an earlier file set.
+    """
+    rng = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    numbers = list(range(first, first + profiles))
+    for number in numbers:
+        records.append(profile(number, rng))
+        if verified:
+            records[-1]["verified"] = True
+        if number % 5 == 0:
+            records.append(order(number, number))
+    for event_number in range(events):
+        records.append(event(seed * 100_000 + event_number, rng.choice(numbers), rng))
+        if event_number % 9 == 0:
+            records.append(records[-1])  # redelivered in the same file
+    records.append(
+        {
+            "kind": "identity",
+            "customer_id": f"C-{first:05d}",
+            "type": "member_id",
+            "value": f"M-{seed}",
+        }
+    )
+    return records
+
+
+def run(engine: Engine, path: Path, *, bulk: bool, skip_invalid: bool = False) -> ImportSummary:
+    with transaction(engine) as session:
+        return import_file(session, path, bulk=bulk, skip_invalid=skip_invalid)
+
+
+def table_rows(engine: Engine) -> dict[str, list[str]]:
+    """Every row of every table without its volatile columns, sorted, as comparable text."""
+    dump = {}
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if c.name not in VOLATILE_COLUMNS]
+            rows = connection.execute(select(*columns)).all()
+            dump[table.name] = sorted(repr(tuple(row)) for row in rows)
+    return dump
+
+
+def all_computed(engine: Engine) -> dict[str, Any]:
+    with Session(engine) as session:
+        return {
+            customer_id: computed_values(session, customer_id, now=NOW)
+            for customer_id in session.scalars(select(Profile.customer_id))
+        }
+
+
+def summary_counts(summary: ImportSummary) -> dict[str, tuple[int, int, int, int]]:
+    return {k: (c.read, c.created, c.updated, c.unchanged) for k, c in summary.by_kind.items()}
+
+
+def assert_same_databases(one_by_one: Engine, bulk: Engine) -> None:
+    expected, got = table_rows(one_by_one), table_rows(bulk)
+    assert expected["events"], "the comparison must cover events"
+    assert expected["computed_state"], "the comparison must cover computed state"
+    for table in expected:
+        assert got[table] == expected[table], table
+    assert all_computed(bulk) == all_computed(one_by_one)
+
+
+def test_bulk_import_writes_what_the_one_record_path_writes(
+    twin_engines: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    normal, bulk = twin_engines
+    first = write(tmp_path / "first.jsonl", mixed_file(seed=1, first=1, profiles=30, events=120))
+    # The second file updates stored profiles, adds new ones and events for both.
+    second_records = mixed_file(seed=2, first=20, profiles=25, events=90, verified=True)
+    second = write(tmp_path / "second.jsonl", second_records)
+
+    for path in (first, second):
+        expected = run(normal, path, bulk=False)
+        got = run(bulk, path, bulk=True)
+        assert summary_counts(got) == summary_counts(expected)
+    assert_same_databases(normal, bulk)
+
+    # Idempotent: the same file again changes nothing on either path.
+    before = table_rows(bulk)
+    again = run(bulk, second, bulk=True)
+    assert again.written == 0
+    assert again.by_kind["event"].unchanged == again.by_kind["event"].read
+    assert table_rows(bulk) == before
+
+
+def test_bulk_updates_stale_computed_state_like_the_one_record_path(
+    twin_engines: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    """A profile whose stored state was built by an older definition is rebuilt on write."""
+    normal, bulk = twin_engines
+    first = write(tmp_path / "first.jsonl", mixed_file(seed=3, first=1, profiles=8, events=30))
+    second = write(
+        tmp_path / "second.jsonl", mixed_file(seed=4, first=1, profiles=8, events=30, verified=True)
+    )
+    for engine, use_bulk in ((normal, False), (bulk, True)):
+        run(engine, first, bulk=use_bulk)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "UPDATE computed_state SET spec_hash = 'old' WHERE name = 'last_event'"
+            )
+        run(engine, second, bulk=use_bulk)
+    assert_same_databases(normal, bulk)
+    with bulk.connect() as connection:
+        hashes = connection.exec_driver_sql(
+            "SELECT DISTINCT spec_hash FROM computed_state WHERE name = 'last_event'"
+        ).scalars()
+        assert "old" not in set(hashes)
+
+
+BAD_LINES: list[dict[str, Any] | str] = [
+    "{not json",
+    {"kind": "event", "customer_id": "C-99999", "type": "x", "at": at(1), "event_id": "E-bad"},
+    {"kind": "profile", "customer_id": "C-80000", "email": "person1@example.com"},
+    {"kind": "profile", "customer_id": "C-80001", "custom": {"membership_tier": "gold"}},
+    {"kind": "event", "customer_id": "C-80001", "type": "login", "at": at(1), "event_id": "E-x"},
+    {"kind": "profile", "customer_id": "C-80002", "phone": "0000000"},
+]
+
+
+def with_bad_lines(records: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
+    mixed: list[dict[str, Any] | str] = list(records)
+    for offset, bad in enumerate(BAD_LINES):
+        mixed.insert(10 + offset * 11, bad)
+    return mixed
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+def test_skip_invalid_imports_the_good_lines_and_reports_the_rest(
+    cdp_engine: Engine, tmp_path: Path, bulk: bool
+) -> None:
+    records = with_bad_lines(mixed_file(seed=5, first=1, profiles=20, events=40))
+    path = write(tmp_path / "mixed.jsonl", records)
+    bad_lines = [number for number, record in enumerate(records, 1) if record in BAD_LINES]
+
+    summary = run(cdp_engine, path, bulk=bulk, skip_invalid=True)
+
+    assert [error.line_no for error in summary.skipped] == bad_lines
+    assert [error.field for error in summary.skipped] == [
+        "$",
+        "customer_id",
+        "email",
+        "custom.membership_tier",
+        "customer_id",
+        "phone",
+    ]
+    assert "already belongs to C-00001" in summary.skipped[2].reason
+    assert summary.read == len(records)
+    assert summary.records == len(records) - len(BAD_LINES)
+    with Session(cdp_engine) as session:
+        stored = set(session.scalars(select(Profile.customer_id)))
+    assert len(stored) == 20
+    assert not {"C-80000", "C-80001", "C-80002"} & stored
+
+
+def test_skip_invalid_bulk_equals_skip_invalid_one_by_one(
+    twin_engines: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    normal, bulk = twin_engines
+    records = with_bad_lines(mixed_file(seed=6, first=1, profiles=25, events=60))
+    path = write(tmp_path / "mixed.jsonl", records)
+    expected = run(normal, path, bulk=False, skip_invalid=True)
+    got = run(bulk, path, bulk=True, skip_invalid=True)
+    assert summary_counts(got) == summary_counts(expected)
+    assert [(e.line_no, e.field, e.reason) for e in got.skipped] == [
+        (e.line_no, e.field, e.reason) for e in expected.skipped
+    ]
+    assert_same_databases(normal, bulk)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+def test_without_skip_invalid_the_first_bad_line_stops_everything(
+    cdp_engine: Engine, tmp_path: Path, bulk: bool
+) -> None:
+    records = with_bad_lines(mixed_file(seed=7, first=1, profiles=20, events=40))
+    # The first bad line found only at write time (an unknown customer) comes before a
+    # line that is not even JSON: the error must still name the earlier line.
+    records.insert(3, BAD_LINES[1])
+    path = write(tmp_path / "mixed.jsonl", records)
+    with pytest.raises(ImportRecordError) as raised:
+        run(cdp_engine, path, bulk=bulk)
+    assert (raised.value.line_no, raised.value.field) == (4, "customer_id")
+    assert "unknown customer C-99999" in raised.value.reason
+    with Session(cdp_engine) as session:
+        assert session.scalar(select(Profile.customer_id)) is None
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+def test_an_event_may_not_use_a_customer_defined_on_a_later_line(
+    cdp_engine: Engine, tmp_path: Path, bulk: bool
+) -> None:
+    records: list[dict[str, Any] | str] = [
+        {"kind": "event", "customer_id": "C-1", "type": "x", "at": at(1), "event_id": "E-1"},
+        {"kind": "profile", "customer_id": "C-1"},
+    ]
+    path = write(tmp_path / "order.jsonl", records)
+    summary = run(cdp_engine, path, bulk=bulk, skip_invalid=True)
+    assert [(e.line_no, e.field) for e in summary.skipped] == [(1, "customer_id")]
+    assert summary.by_kind["profile"].created == 1
