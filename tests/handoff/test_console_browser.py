@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as when
@@ -17,7 +18,7 @@ from tests.handoff.test_console_api import new_handoff
 def test_agent_logs_in_claims_and_replies(
     browser: WebDriver, console: ConsoleServer, rasa_api: RecordingRasa, demo_engine: Engine
 ) -> None:
-    wait = WebDriverWait(browser, 60)
+    wait = WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,))
     first = new_handoff(demo_engine, "web-browser-1", None)
     browser.get(console.url)
     wait.until(when.visibility_of_element_located((By.ID, "username"))).send_keys("ava")
@@ -38,16 +39,19 @@ def test_agent_logs_in_claims_and_replies(
     wait.until(when.visibility_of_element_located((By.CSS_SELECTOR, "#live.on")))
     second = new_handoff(demo_engine, "web-browser-2", "C-1001")
     console.internal(f"/api/internal/handoffs/{second}/notify")
-    item = wait.until(
-        when.element_to_be_clickable((By.CSS_SELECTOR, f'#waiting li[data-id="{second}"]'))
-    )
+    wait.until(when.element_to_be_clickable((By.CSS_SELECTOR, f'#waiting li[data-id="{second}"]')))
     # The gold member is more urgent than the anonymous visitor who waited longer.
     ids = [
         li.get_attribute("data-id") for li in browser.find_elements(By.CSS_SELECTOR, "#waiting li")
     ]
     assert ids == [second, first]
 
-    item.click()
+    # The queue re-renders on live updates: find the item again if it was replaced.
+    wait.until(
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, f'#waiting li[data-id="{second}"]').click() or True
+        )
+    )
     wait.until(
         when.text_to_be_present_in_element((By.ID, "summary"), "Customer asked for a person")
     )
