@@ -24,7 +24,7 @@ from cdp.identities.models import Identity, IdentityType
 from cdp.identities.service import normalise
 from cdp.identity_token import identity_secret, verify_token
 from cdp.profiles.models import Profile
-from cdp.profiles.service import get_profile
+from cdp.profiles.service import load_profile
 
 TOKEN_METADATA_KEY = "customer_token"
 CHANNEL_IDENTITY_KEY = "channel_identity"
@@ -117,4 +117,4 @@ def identified_profile(session: Session, customer_id: str | None) -> Profile | N
     if separator:
         link = PROVEN_IDENTITY_LINKS.get(kind)
         return profile_by_verified_identity(session, link, value) if link else None
-    return get_profile(session, customer_id)
+    return load_profile(session, customer_id)

@@ -7,6 +7,7 @@ test in tests/test_rasa_ext.py that fails if the installed Rasa no longer needs 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +26,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.tensorflow.models import RasaModel
 
@@ -52,8 +54,96 @@ def action_response_validator() -> Validator:
     return validator_class(schema)
 
 
+EventCheck = Callable[[dict[str, Any]], bool]
+
+# Branches of Rasa's event `oneOf` simple enough to check by hand (compared with the installed
+# schema when the checks are built; any other shape goes to jsonschema).
+SLOT_BRANCH = {
+    "properties": {"event": {"const": "slot"}, "name": {"type": "string"}, "value": {}},
+    "required": ["name", "value"],
+}
+BASE_PROPERTIES = {
+    "event": {"type": "string"},
+    "timestamp": {"type": ["number", "null"]},
+    "metadata": {"type": ["object", "null"]},
+}
+
+
+def _is_number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _base_holds(event: dict[str, Any]) -> bool:
+    """The properties every event shares: JSON types of `timestamp` and `metadata`."""
+    return _is_number_or_none(event.get("timestamp")) and isinstance(
+        event.get("metadata"), (dict, type(None))
+    )
+
+
+def _slot_holds(event: dict[str, Any]) -> bool:
+    return _base_holds(event) and isinstance(event.get("name"), str) and "value" in event
+
+
+def _check_for(branch: dict[str, Any], base: dict[str, Any]) -> EventCheck:
+    type_name = branch["properties"]["event"]["const"]
+    if base["properties"] == BASE_PROPERTIES and base.get("required") == ["event"]:
+        if branch == {"properties": {"event": {"const": type_name}}}:
+            return _base_holds
+        if branch == SLOT_BRANCH:
+            return _slot_holds
+    schema = {**base, "allOf": [branch]}
+    validator_class = validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema).is_valid
+
+
+@lru_cache(maxsize=1)
+def event_checks() -> dict[str, EventCheck]:
+    """One check per event type: Rasa's event schema with `oneOf` narrowed to that type's branch.
+
+    Rasa's schema validates every event against all 23 branches of a `oneOf` (the user-message
+    branch alone describes the whole parse data) to find the one whose `event` constant
+    matches. An event whose `event` is "slot" can only match the "slot" branch, so the `oneOf`
+    holds exactly when that branch does. Empty (no fast path) if two branches ever share a
+    constant, as the argument then no longer holds.
+    """
+    base = {key: value for key, value in EVENT_SCHEMA.items() if key != "oneOf"}
+    checks: dict[str, EventCheck] = {}
+    for branch in EVENT_SCHEMA["oneOf"]:
+        type_name = branch["properties"]["event"]["const"]
+        if type_name in checks:
+            return {}
+        checks[type_name] = _check_for(branch, base)
+    return checks
+
+
+def surely_valid(result: Any) -> bool:
+    """True only for responses Rasa's schema accepts; False means "ask the full validator"."""
+    if not isinstance(result, dict):
+        return False
+    responses = result.get("responses", [])
+    if not isinstance(responses, list) or not all(isinstance(r, dict) for r in responses):
+        return False
+    events = result.get("events", [])
+    if not isinstance(events, list):
+        return False
+    checks = event_checks()
+    for event in events:
+        type_name = event.get("event") if isinstance(event, dict) else None
+        check = checks.get(type_name) if isinstance(type_name, str) else None
+        if check is None or not check(event):
+            return False
+    return True
+
+
 def validate_action_result(self: RemoteAction, result: dict[str, Any]) -> bool:
-    """Rasa's `RemoteAction._validate_action_result`, with the cached validator."""
+    """Rasa's `RemoteAction._validate_action_result`: the per-type fast path, else the full schema.
+
+    The full validator (built once) still judges anything the fast path does not accept, so
+    verdicts and error messages are Rasa's.
+    """
+    if surely_valid(result):
+        return True
     try:
         action_response_validator().validate(result)
     except ValidationError as error:

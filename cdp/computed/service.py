@@ -20,9 +20,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Select, bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from cdp.attributes.definitions import STANDARD_ATTRIBUTES
@@ -213,9 +214,15 @@ def _lock_profile(session: Session, customer_id: str) -> None:
     lock on the profile through its foreign key, and two writers upgrading that to FOR
     UPDATE would deadlock.
     """
-    session.execute(
+    session.execute(_lock_profile_statement(), {"customer_id": customer_id})
+
+
+@cache
+def _lock_profile_statement() -> Select[tuple[str]]:
+    # Built once: SQLAlchemy reuses its cache key and compiled SQL on every order and event.
+    return (
         select(Profile.customer_id)
-        .where(Profile.customer_id == customer_id)
+        .where(Profile.customer_id == bindparam("customer_id"))
         .with_for_update(key_share=True)  # FOR NO KEY UPDATE on PostgreSQL
     )
 
@@ -245,17 +252,11 @@ def _apply(
     }
     with session.no_autoflush:
         for state in session.scalars(
-            select(ComputedState).where(
-                ComputedState.customer_id == customer_id, ComputedState.name.in_(names)
-            )
+            _states_statement(), {"customer_id": customer_id, "names": names}
         ):
             store.states[state.name] = state
         for part in session.scalars(
-            select(ComputedPart).where(
-                ComputedPart.customer_id == customer_id,
-                ComputedPart.name.in_(names),
-                ComputedPart.key.in_(sorted(keys)),
-            )
+            _parts_statement(), {"customer_id": customer_id, "names": names, "keys": sorted(keys)}
         ):
             store.parts[(part.name, part.key)] = part
         built = {_family(definitions.aggregates[name].source) for name in store.states}
@@ -278,6 +279,23 @@ def _apply(
         rebuild = [definitions.aggregates[name] for name in sorted(store.rebuild)]
         _rebuild(session, customer_id, rebuild, today)
     session.flush()
+
+
+@cache
+def _states_statement() -> Select[tuple[ComputedState]]:
+    return select(ComputedState).where(
+        ComputedState.customer_id == bindparam("customer_id"),
+        ComputedState.name.in_(bindparam("names", expanding=True)),
+    )
+
+
+@cache
+def _parts_statement() -> Select[tuple[ComputedPart]]:
+    return select(ComputedPart).where(
+        ComputedPart.customer_id == bindparam("customer_id"),
+        ComputedPart.name.in_(bindparam("names", expanding=True)),
+        ComputedPart.key.in_(bindparam("keys", expanding=True)),
+    )
 
 
 def _history(session: Session, customer_id: str, sources: set[str]) -> Iterator[Fact]:

@@ -4,9 +4,10 @@ import base64
 import secrets
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from cdp.addresses import ADDRESS_PARTS
@@ -53,15 +54,23 @@ def get_order(session: Session, customer_id: str, order_id: str) -> Order | None
     return order
 
 
-def _last_repeatable_order_id(customer_id: str) -> Any:
-    """The id of the customer's most recent order that went through (see `last_order`)."""
+def _last_repeatable_order_id() -> Any:
+    """The id of the most recent order of `:customer_id` that went through (see `last_order`)."""
     return (
         select(Order.order_id)
-        .where(Order.customer_id == customer_id, Order.status != OrderStatus.CANCELLED)
+        .where(
+            Order.customer_id == bindparam("customer_id"),
+            Order.status != OrderStatus.CANCELLED,
+        )
         .order_by(Order.placed_at.desc(), Order.created_at.desc(), Order.order_id.desc())
         .limit(1)
         .scalar_subquery()
     )
+
+
+@cache
+def _last_order_statement() -> Select[Any]:
+    return select(Order).where(Order.order_id == _last_repeatable_order_id())
 
 
 def last_order(session: Session, customer_id: str) -> Order | None:
@@ -71,8 +80,30 @@ def last_order(session: Session, customer_id: str) -> Order | None:
     Cancelled orders are skipped: "order my last order again" means the last one that went
     through, and a cancelled order can't be reordered anyway (see reorder).
     """
-    return session.scalar(
-        select(Order).where(Order.order_id == _last_repeatable_order_id(customer_id))
+    return session.scalar(_last_order_statement(), {"customer_id": customer_id})
+
+
+@cache
+def _last_order_lines_statement() -> Select[Any]:
+    """Built once: SQLAlchemy then reuses its cache key and compiled SQL on every call.
+
+    Building the statement per call (and hashing it into a cache key) cost more than
+    running it on SQLite.
+    """
+    return (
+        select(
+            Order.order_id,
+            Order.placed_at,
+            Order.currency,
+            Order.total,
+            *(getattr(Order, "delivery_" + part) for part in ADDRESS_PARTS),
+            OrderLine.name,
+            OrderLine.quantity,
+            OrderLine.unit_price,
+        )
+        .join(OrderLine, OrderLine.order_id == Order.order_id)
+        .where(Order.order_id == _last_repeatable_order_id())
+        .order_by(OrderLine.line_no)
     )
 
 
@@ -82,23 +113,7 @@ def last_order_lines(session: Session, customer_id: str) -> list[Row[Any]]:
     One query and no ORM objects: the bot reads this on every "same as last time", where
     loading the order and its lines through the ORM was most of the action server's time.
     """
-    return list(
-        session.execute(
-            select(
-                Order.order_id,
-                Order.placed_at,
-                Order.currency,
-                Order.total,
-                *(getattr(Order, "delivery_" + part) for part in ADDRESS_PARTS),
-                OrderLine.name,
-                OrderLine.quantity,
-                OrderLine.unit_price,
-            )
-            .join(OrderLine, OrderLine.order_id == Order.order_id)
-            .where(Order.order_id == _last_repeatable_order_id(customer_id))
-            .order_by(OrderLine.line_no)
-        )
-    )
+    return list(session.execute(_last_order_lines_statement(), {"customer_id": customer_id}))
 
 
 def count_orders(session: Session, customer_id: str) -> int:

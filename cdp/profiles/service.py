@@ -1,9 +1,11 @@
 """Reading, resolving and upserting profiles, and the JSON view of one."""
 
 import re
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from cdp.attributes.definitions import CustomDefinitions, load_custom_definitions
@@ -57,6 +59,21 @@ def normalise_name(value: object) -> str:
 def get_profile(session: Session, customer_id: str) -> Profile | None:
     """The profile with this customer id, None if there is none."""
     return session.get(Profile, customer_id)
+
+
+@cache
+def _profile_statement() -> Select[tuple[Profile]]:
+    return select(Profile).where(Profile.customer_id == bindparam("customer_id"))
+
+
+def load_profile(session: Session, customer_id: str) -> Profile | None:
+    """`get_profile` by one statement built once, for the first read of a fresh session.
+
+    `session.get` builds and hashes a new statement on every miss of the identity map, which
+    was half the cost of reading a profile on every bot turn. Unlike `get_profile` this
+    always queries (after an autoflush), so use it where the session holds nothing yet.
+    """
+    return session.scalars(_profile_statement(), {"customer_id": customer_id}).first()
 
 
 def resolve_ref(session: Session, ref: str) -> Profile | None:

@@ -14,6 +14,7 @@ from rasa.shared.utils.common import all_subclasses
 
 from rasa_ext.patches import apply_patches
 
+type_names = sorted({cls.type_name for cls in all_subclasses(Event)})
 original_resolve = Event.resolve_by_type
 original_validate = RemoteAction._validate_action_result
 apply_patches()
@@ -24,7 +25,63 @@ RESPONSES = {
     "empty": {},
     "event without name": {"events": [{"value": 1}]},
     "responses not a list": {"responses": "nope"},
+    "slot without value": {"events": [{"event": "slot", "name": "a"}]},
+    "slot name not text": {"events": [{"event": "slot", "name": 3, "value": 1}]},
+    "boolean timestamp": {"events": [{"event": "bot", "timestamp": True}]},
+    "metadata a list": {"events": [{"event": "bot", "metadata": []}]},
+    "unknown event": {"events": [{"event": "no_such_event"}]},
+    "event not an object": {"events": ["slot"]},
+    "response not an object": {"responses": ["hi"]},
+    "user message": {"events": [{"event": "user", "text": "hi", "parse_data": {"intent": {}}}]},
+    "bot and slot": {
+        "events": [
+            {"event": "bot", "text": "hi", "timestamp": 1.5, "metadata": None},
+            {"event": "slot", "name": "a", "value": None, "timestamp": 2},
+            {"event": "action", "name": "action_x", "policy": None, "confidence": 1.0},
+            {"event": "followup", "name": "action_y"},
+        ],
+        "responses": [{"text": "hi", "buttons": []}],
+    },
 }
+
+
+def random_value(rng):
+    """Any JSON value, biased towards the shapes event properties take."""
+    return rng.choice(
+        [None, True, 0, 1.5, "", "x", [], [1], {}, {"a": 1}, {"intent": {"name": "greet"}}]
+    )
+
+
+def random_responses(count=3000, seed=7):
+    """Action responses of every event type with random, often wrong, property values."""
+    import random
+
+    rng = random.Random(seed)
+    keys = ["timestamp", "metadata", "name", "value", "text", "entities", "parse_data", "policy"]
+    names = [*type_names, "no_such_event", ""]
+    results = []
+    for _ in range(count):
+        events = []
+        for _ in range(rng.randint(0, 3)):
+            event = {"event": rng.choice(names)} if rng.random() < 0.95 else {}
+            for key in rng.sample(keys, rng.randint(0, 4)):
+                event[key] = random_value(rng)
+            events.append(event if rng.random() < 0.97 else random_value(rng))
+        results.append({"events": events} if rng.random() < 0.97 else random_value(rng))
+    return results
+
+
+def random_agreement():
+    """How many random responses the patched and original validators judge differently."""
+    verdicts = [
+        (outcome(original_validate, r)[0], outcome(RemoteAction._validate_action_result, r)[0])
+        for r in random_responses()
+    ]
+    return {
+        "disagreements": sum(original != patched for original, patched in verdicts),
+        "valid": sum(original == "ok" for original, _ in verdicts),
+        "total": len(verdicts),
+    }
 
 
 def outcome(validate, result):
@@ -60,7 +117,6 @@ def sqlite_settings():
     return [mode, sync]
 
 
-type_names = sorted({cls.type_name for cls in all_subclasses(Event)})
 print(
     json.dumps(
         {
@@ -71,6 +127,7 @@ print(
                 ]
                 for name, r in RESPONSES.items()
             },
+            "random_validation": random_agreement(),
             "types_equal": all(Event.resolve_by_type(t) is original_resolve(t) for t in type_names),
             "type_count": len(type_names),
             "topic": Event.resolve_by_type("topic") is None,

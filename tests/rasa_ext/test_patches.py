@@ -43,6 +43,13 @@ def test_action_responses_are_judged_as_before(report: dict) -> None:
         assert verdict == "invalid" and "Failed to validate Action server response" in message
 
 
+def test_random_action_responses_are_judged_as_before(report: dict) -> None:
+    """The per-type fast path accepts exactly what Rasa's full schema accepts."""
+    verdicts = report["random_validation"]
+    assert verdicts["disagreements"] == 0
+    assert 0 < verdicts["valid"] < verdicts["total"]  # both verdicts were exercised
+
+
 def test_event_types_resolve_as_before(report: dict) -> None:
     assert report["types_equal"] and report["type_count"] > 20
     assert report["topic"] and report["default"]
