@@ -96,7 +96,7 @@ class CustomerFormValidation(FormValidationAction):
 
     @staticmethod
     def reject(
-        dispatcher: CollectingDispatcher, slot: str, response: str, **variables: Any
+        dispatcher: CollectingDispatcher, slot: str, *, response: str, **variables: Any
     ) -> dict[str, Any]:
         """Explain why the value was refused (the response names it) and ask again."""
         dispatcher.utter_message(response=response, **variables)
@@ -144,7 +144,7 @@ class ValidateContactForm(CustomerFormValidation):
     ) -> dict[str, Any]:
         if value in ("email", "phone"):
             return {"contact_field": value}
-        return self.reject(dispatcher, "contact_field", "utter_contact_field_unclear")
+        return self.reject(dispatcher, "contact_field", response="utter_contact_field_unclear")
 
     async def extract_new_email(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -173,7 +173,7 @@ class ValidateContactForm(CustomerFormValidation):
         try:
             return {"new_email": parse_email(str(value or ""))}
         except InvalidIdentifier:
-            return self.reject(dispatcher, "new_email", "utter_invalid_email", value=value)
+            return self.reject(dispatcher, "new_email", response="utter_invalid_email", value=value)
 
     def validate_new_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -181,4 +181,4 @@ class ValidateContactForm(CustomerFormValidation):
         try:
             return {"new_phone": parse_phone(str(value or ""))}
         except InvalidIdentifier:
-            return self.reject(dispatcher, "new_phone", "utter_invalid_phone", value=value)
+            return self.reject(dispatcher, "new_phone", response="utter_invalid_phone", value=value)

@@ -78,7 +78,7 @@ class ValidateSatisfactionForm(CustomerFormValidation):
         rating = parse_rating(str(value or ""))
         if rating is None:
             return self.reject(
-                dispatcher, "satisfaction_rating", "utter_invalid_rating", value=value
+                dispatcher, "satisfaction_rating", response="utter_invalid_rating", value=value
             )
         return {"satisfaction_rating": str(rating)}
 

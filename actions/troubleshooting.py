@@ -168,12 +168,15 @@ class ValidateTroubleshootForm(CustomerFormValidation):
         if found:
             choices = " or ".join(model.name for model in found)
             return self.reject(
-                dispatcher, "device_model", "utter_troubleshoot_which_model", models=choices
+                dispatcher,
+                "device_model",
+                response="utter_troubleshoot_which_model",
+                models=choices,
             )
         return self.reject(
             dispatcher,
             "device_model",
-            "utter_troubleshoot_unknown_model",
+            response="utter_troubleshoot_unknown_model",
             value=value,
             models=guide.model_names(),
         )
