@@ -8,6 +8,7 @@ reads personal data. The offer id waits in `pending_offer_id` for the yes or no 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -83,10 +84,14 @@ def answer_offer(
     return next(o.accepted_text for o in load_offers() if o.offer_id == offer_id)
 
 
-class _AnswerOffer(Action):
+class _AnswerOffer(Action, ABC):
     """Yes or no to the pending offer, recorded once per answering message."""
 
     accepted: bool
+
+    @abstractmethod
+    def name(self) -> str:
+        """Abstract, so the action server registers only the two answers."""
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]

@@ -10,6 +10,7 @@ own rules (cdp.identities.service.normalise: lower-case email, E.164 phone).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -68,7 +69,7 @@ def latest_intent(tracker: Tracker) -> str | None:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
 
 
-class CustomerFormValidation(FormValidationAction):
+class CustomerFormValidation(FormValidationAction, ABC):
     """Base of the customer-flow forms.
 
     `needs_verified_customer`: the form collects or changes personal data, so for an
@@ -78,6 +79,10 @@ class CustomerFormValidation(FormValidationAction):
     """
 
     needs_verified_customer = False
+
+    @abstractmethod
+    def name(self) -> str:
+        """`validate_<form>`; abstract, so the action server does not register the base."""
 
     async def required_slots(
         self,
