@@ -26,7 +26,7 @@ from cdp.events.service import latest_event
 
 OPENER_SLOT = "opener_topic"
 # Events worth asking about, and for how long after they happened.
-OPENER_TOPICS = {"payment_failed": timedelta(days=14), "password_reset": timedelta(days=3)}
+OPENER_TOPICS = {"payment_failed": timedelta(days=14), "password_reset": timedelta(days=7)}
 
 
 def opener_topic(context: CustomerContext | None, now: datetime) -> str | None:
