@@ -106,3 +106,21 @@ def test_failed_troubleshooting_goes_to_a_person(assistant: Assistant) -> None:
     last = texts(assistant.say(sender, "no"))
     assert "none of the steps helped" in last
     assert "support team" in last  # the handoff (or its fallback) answered
+
+
+def test_an_anonymous_visitor_is_asked_to_sign_in_before_any_change(
+    assistant: Assistant,
+) -> None:
+    reply = texts(assistant.say(conversation_id(), "update my email"))
+    assert "only change account details for a signed-in customer" in reply
+    assert "new email address" not in reply
+
+
+def test_subscribing_through_the_status_buttons(assistant: Assistant) -> None:
+    sender, token = conversation_id(), assistant.token(BEN)
+    status = assistant.say(sender, "unsubscribe me", token)
+    assert "not subscribed" in texts(status)
+    subscribe = next(b["payload"] for b in status[0]["buttons"] if b["title"] == "Subscribe me")
+    assert "you're subscribed" in texts(assistant.say(sender, subscribe, token))
+    again = texts(assistant.say(sender, subscribe, token))
+    assert "already subscribed" in again
