@@ -10,7 +10,7 @@ import pytest
 
 from tools.check_junit import check
 from tools.training import fingerprint
-from tools.validate_data import unexpected_warnings
+from tools.validate_data import responses_asked_by_forms, unexpected_warnings
 
 
 @pytest.fixture
@@ -48,6 +48,13 @@ def test_only_unused_response_warnings_for_responses_actions_send_are_accepted()
         "UserWarning: The utterance 'utter_forgotten' is not used in any story or rule.",
         "Issue found in 'data/stories.yml': intent 'greet' is not in the domain.",
     ]
+
+
+# Customer flows: the questions forms ask count as sent.
+def test_form_questions_count_as_sent(tmp_path: Path) -> None:
+    domain = tmp_path / "domain.yml"
+    domain.write_text("forms:\n  rating_form:\n    required_slots: [stars]\n")
+    assert responses_asked_by_forms(domain) == {"utter_ask_stars", "utter_ask_rating_form_stars"}
 
 
 def junit(tmp_path: Path, cases: str) -> Path:

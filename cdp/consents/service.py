@@ -150,3 +150,62 @@ def _parse_enum(enum_class: type[E], value: object, name: str) -> E:
     except ValueError:
         known = ", ".join(member.value for member in enum_class)
         raise InvalidValue(f"unknown {name} {text!r}; expected one of {known}") from None
+
+
+def consent_status(
+    session: Session, customer_id: str, purpose: ConsentPurpose, channel: ConsentChannel
+) -> ConsentStatus | None:
+    """The decision in force for this purpose on this channel; None when never asked."""
+    decisive = session.scalar(
+        select(Consent.status)
+        .where(
+            Consent.customer_id == customer_id,
+            Consent.purpose == purpose,
+            Consent.channel.in_({channel, ConsentChannel.ANY}),
+        )
+        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    return decisive
+
+
+def decide_consent(session: Session, incoming: ConsentIn) -> Change:
+    """Record a decision the customer just made, unless it is already the one in force.
+
+    Saying "unsubscribe me" twice (or a redelivered message) adds no second record: the
+    history keeps only real changes of mind. A decision for `any` is already in force only
+    when no channel has a later, different decision. Returns CREATED or UNCHANGED.
+    """
+    if session.get(Profile, incoming.customer_id) is None:
+        raise ProfileNotFound(incoming.customer_id)
+    if _in_force(session, incoming):
+        return Change.UNCHANGED
+    return record_consent(session, incoming)
+
+
+def _in_force(session: Session, incoming: ConsentIn) -> bool:
+    in_force = consent_status(session, incoming.customer_id, incoming.purpose, incoming.channel)
+    if in_force is not incoming.status or incoming.channel is not ConsentChannel.ANY:
+        return in_force is incoming.status
+    latest_any = session.scalar(
+        select(Consent.recorded_at)
+        .where(
+            Consent.customer_id == incoming.customer_id,
+            Consent.purpose == incoming.purpose,
+            Consent.channel == ConsentChannel.ANY,
+        )
+        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    overriding = session.scalar(
+        select(Consent.id)
+        .where(
+            Consent.customer_id == incoming.customer_id,
+            Consent.purpose == incoming.purpose,
+            Consent.channel != ConsentChannel.ANY,
+            Consent.status != incoming.status,
+            Consent.recorded_at >= latest_any,
+        )
+        .limit(1)
+    )
+    return overriding is None

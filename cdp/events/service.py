@@ -1,8 +1,9 @@
 """Recording events exactly once per event_id, whatever the sender retries."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -47,3 +48,28 @@ def _insert_ignoring_duplicates(session: Session) -> Insert:
     dialect = session.get_bind().dialect.name
     insert = _DIALECT_INSERTS[dialect]
     return insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id])
+
+
+def latest_event(
+    session: Session,
+    customer_id: str,
+    types: Collection[str],
+    *,
+    since: datetime | None = None,
+) -> Event | None:
+    """The customer's most recent event of one of `types`, optionally not older than `since`."""
+    query = select(Event).where(Event.customer_id == customer_id, Event.type.in_(list(types)))
+    if since is not None:
+        query = query.where(Event.occurred_at >= since)
+    return session.scalar(query.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(1))
+
+
+def events_of_types(session: Session, customer_id: str, types: Collection[str]) -> list[Event]:
+    """The customer's events of these types, oldest first (for short, per-customer lists)."""
+    return list(
+        session.scalars(
+            select(Event)
+            .where(Event.customer_id == customer_id, Event.type.in_(list(types)))
+            .order_by(Event.occurred_at, Event.id)
+        )
+    )

@@ -56,6 +56,10 @@ async def test_session_start_without_token_clears_identity() -> None:
         "session_started_metadata": None,
         "customer_id": None,
         "first_name": None,
+        # Customer flows: the other profile slots are cleared too.
+        "membership_tier": None,
+        "language": None,
+        "last_event": None,
     }
 
 
