@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from cdp.api.app import API_TOKEN_ENV, api_token, create_app
 from cdp.attributes.definitions import custom_definitions_path, load_custom_definitions
 from cdp.attributes.service import check_definitions_against_data
+from cdp.clock import utcnow
 from cdp.computed.definitions import computed_definitions_path, load_computed_definitions
 from cdp.computed.service import recompute_profile
 from cdp.config import database_url, masked_url
@@ -37,8 +39,8 @@ from cdp.profiles.context import context_document, profile_context
 from cdp.profiles.models import Profile
 from cdp.profiles.service import get_profile, normalise_customer_id, profile_document, resolve_ref
 from cdp.progress import ProgressBar, lines_with_progress
+from cdp.seed import SEED_FILE, dated_lines
 
-SEED_FILE = Path(__file__).resolve().parent / "seed" / "demo_customers.jsonl"
 RECOMPUTE_BATCH = 500
 
 
@@ -289,7 +291,7 @@ def run_seed(_args: argparse.Namespace) -> None:
         if profiles:
             print(f"the database already has {profiles} profiles; left the data alone")
             return
-        summary = _import(engine, SEED_FILE)
+        summary = _import(engine, SEED_FILE, today=utcnow().date())
     print(_format_summary(SEED_FILE, summary))
 
 
@@ -340,14 +342,17 @@ def _import(
     skip_invalid: bool = False,
     bulk: bool = False,
     progress: bool = False,
+    today: date | None = None,
 ) -> ImportSummary:
     """Import in one transaction; errors become the FILE:LINE: field FIELD: REASON line.
 
-    progress: draw a bar on stderr (only when it is a terminal)."""
+    progress: draw a bar on stderr (only when it is a terminal). today: the demo file's
+    dates moved to this day (`cdp.seed.dated_lines`)."""
     try:
         with transaction(engine) as session, path.open("rb") as file:
+            lines = file if today is None else dated_lines(file, today)
             if not progress:
-                return import_lines(session, file, skip_invalid=skip_invalid, bulk=bulk)
+                return import_lines(session, lines, skip_invalid=skip_invalid, bulk=bulk)
             bar = ProgressBar(path.stat().st_size, sys.stderr)
             try:
                 return import_lines(
