@@ -59,7 +59,9 @@ def postal_rules(path: Path = POSTAL_CODES_FILE) -> dict[str, PostalRule]:
         try:
             compiled = re.compile(pattern)
         except re.error as error:
-            raise DefinitionError(f"{where}.pattern: not a valid regular expression: {error}")
+            raise DefinitionError(
+                f"{where}.pattern: not a valid regular expression: {error}"
+            ) from None
         if not compiled.fullmatch(example.split(" or ")[0].upper()):
             raise DefinitionError(f"{where}.example: {example!r} does not match the pattern")
         rules[code] = PostalRule(code, tuple(_plain(n) for n in names), compiled, example)

@@ -10,7 +10,7 @@ import pytest
 
 from tools.check_junit import check
 from tools.training import fingerprint
-from tools.validate_data import unexpected_warnings
+from tools.validate_data import responses_asked_by_forms, unexpected_warnings
 
 
 @pytest.fixture
@@ -48,6 +48,15 @@ def test_only_unused_response_warnings_for_responses_actions_send_are_accepted()
         "UserWarning: The utterance 'utter_forgotten' is not used in any story or rule.",
         "Issue found in 'data/stories.yml': intent 'greet' is not in the domain.",
     ]
+
+
+def test_form_questions_count_as_sent(tmp_path: Path) -> None:
+    domain = tmp_path / "domain.yml"
+    domain.write_text("forms:\n  address_form:\n    required_slots: [address_city]\n")
+    assert responses_asked_by_forms(domain) == {
+        "utter_ask_address_city",
+        "utter_ask_address_form_address_city",
+    }
 
 
 def junit(tmp_path: Path, cases: str) -> Path:

@@ -10,12 +10,11 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from cdp.addresses import ADDRESS_PARTS
+from cdp.addresses import ADDRESS_PARTS, Address
 from cdp.changes import Change
 from cdp.clock import utcnow
 from cdp.computed.facts import order_facts
 from cdp.computed.service import apply_order_change
-from cdp.addresses import Address
 from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
 from cdp.events.models import Event, EventIn
 from cdp.events.service import record_event

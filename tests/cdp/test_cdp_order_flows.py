@@ -30,8 +30,8 @@ from cdp.orders.service import (
 )
 from cdp.orders.support import (
     RefundStage,
-    record_complaint,
     recent_failed_payments,
+    record_complaint,
     refund_state,
     request_invoice_copy,
     request_refund,
@@ -204,8 +204,8 @@ def test_postal_codes_out_of_format_say_what_is_expected(country: str, typed: st
 def test_broken_postal_rules_name_the_entry(tmp_path: Path) -> None:
     broken = tmp_path / "postal_codes.yml"
     broken.write_text("countries:\n  FR: {names: [france], pattern: '\\d{4}', example: '69002'}\n")
-    with pytest.raises(DefinitionError, match="countries.FR.example"):
+    with pytest.raises(DefinitionError, match=r"countries\.FR\.example"):
         postal_rules(broken)
     broken.write_text("countries:\n  ZZ: {names: [nowhere], pattern: '1', example: '1'}\n")
-    with pytest.raises(DefinitionError, match="countries.ZZ: not an ISO"):
+    with pytest.raises(DefinitionError, match=r"countries\.ZZ: not an ISO"):
         postal_rules(broken)
