@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rasa_sdk.executor import CollectingDispatcher
 
+
 def tell_anonymous(dispatcher: CollectingDispatcher) -> None:
     """Explain that personal data needs a verified identity, and how to get one."""
     dispatcher.utter_message(response="utter_repeat_order_anonymous")

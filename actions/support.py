@@ -157,19 +157,16 @@ def complaint_answer(
     return Answer(response="utter_complaint_offer_person")
 
 
-class _AnswerAction(Action):
-    """Says the Answer, or the anonymous answer for None."""
-
-    @staticmethod
-    def say(dispatcher: CollectingDispatcher, answer: Answer | None) -> list[EventType]:
-        if answer is None:
-            tell_anonymous(dispatcher)
-        else:
-            dispatcher.utter_message(response=answer.response, **answer.variables)
-        return []
+def say(dispatcher: CollectingDispatcher, answer: Answer | None) -> list[EventType]:
+    """Say the answer, or the anonymous answer for None; these actions set no slots."""
+    if answer is None:
+        tell_anonymous(dispatcher)
+    else:
+        dispatcher.utter_message(response=answer.response, **answer.variables)
+    return []
 
 
-class ActionRefund(_AnswerAction):
+class ActionRefund(Action):
     """Where the refund of an order stands, or a new refund request for a delivered one."""
 
     def name(self) -> str:
@@ -183,10 +180,10 @@ class ActionRefund(_AnswerAction):
         answer = await in_cdp_transaction(
             lambda session: refund_answer(session, customer_id, typed_ref, channel)
         )
-        return self.say(dispatcher, answer)
+        return say(dispatcher, answer)
 
 
-class ActionInvoice(_AnswerAction):
+class ActionInvoice(Action):
     """Sends a copy of an order's invoice to the email on the account."""
 
     def name(self) -> str:
@@ -200,10 +197,10 @@ class ActionInvoice(_AnswerAction):
         answer = await in_cdp_transaction(
             lambda session: invoice_answer(session, customer_id, typed_ref, key, channel)
         )
-        return self.say(dispatcher, answer)
+        return say(dispatcher, answer)
 
 
-class ActionPaymentIssue(_AnswerAction):
+class ActionPaymentIssue(Action):
     """Explains a recent failed payment from the CDP and offers a person straight away."""
 
     def name(self) -> str:
@@ -216,10 +213,10 @@ class ActionPaymentIssue(_AnswerAction):
         answer = await in_cdp_transaction(
             lambda session: payment_issue_answer(session, customer_id)
         )
-        return self.say(dispatcher, answer)
+        return say(dispatcher, answer)
 
 
-class ActionComplaint(_AnswerAction):
+class ActionComplaint(Action):
     """Records the complaint (verified customers) and offers a person in the first answer."""
 
     def name(self) -> str:
@@ -233,4 +230,4 @@ class ActionComplaint(_AnswerAction):
         answer = await in_cdp_transaction(
             lambda session: complaint_answer(session, customer_id, typed_ref, key, channel)
         )
-        return self.say(dispatcher, answer)
+        return say(dispatcher, answer)

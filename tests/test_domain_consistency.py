@@ -16,10 +16,11 @@ from rasa_sdk import Action
 
 import actions
 from tools.paths import REPO
-from tools.validate_data import responses_sent_by_actions
+from tools.validate_data import responses_asked_by_forms, responses_sent_by_actions
 
 DOMAIN = yaml.safe_load((REPO / "domain.yml").read_text())
-STORY_TEXT = "\n".join(p.read_text() for p in (REPO / "data").glob("*.yml"))
+# Rasa reads data/ recursively (data/rules/, data/stories/ ...).
+STORY_TEXT = "\n".join(p.read_text() for p in (REPO / "data").rglob("*.yml"))
 
 
 def action_classes() -> dict[str, type[Action]]:
@@ -27,7 +28,9 @@ def action_classes() -> dict[str, type[Action]]:
     for module_info in pkgutil.iter_modules(actions.__path__):
         module = importlib.import_module(f"actions.{module_info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Action) and cls.__module__ == module.__name__:
+            # Abstract bases (e.g. actions.forms.CdpFormValidationAction) are not actions.
+            concrete = not inspect.isabstract(cls)
+            if issubclass(cls, Action) and cls.__module__ == module.__name__ and concrete:
                 classes[cls().name()] = cls
     return classes
 
@@ -42,7 +45,8 @@ def test_domain_actions_and_action_classes_match() -> None:
 
 def test_every_response_is_used() -> None:
     used_in_data = set(re.findall(r"\butter_\w+", STORY_TEXT))
-    unused = set(DOMAIN["responses"]) - used_in_data - responses_sent_by_actions()
+    sent = responses_sent_by_actions() | responses_asked_by_forms()
+    unused = set(DOMAIN["responses"]) - used_in_data - sent
     assert not unused
 
 
