@@ -55,8 +55,12 @@ FAVOURITE_WORDS = frozenset({"favourite", "favorite", "usual", "the usual", "my 
 NUMBER_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "a couple": 2, "a couple of": 2, "a dozen": 12, "dozen": 12,
+    "a couple of": 2, "a couple": 2, "a dozen": 12, "dozen": 12,
 }  # fmt: skip
+# The quantity at the start of an answer: "2", "2 bags", "two", "a couple of bags".
+_LEADING_QUANTITY = re.compile(
+    r"(\d+|" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + r")\b"
+)
 
 
 def favourite_product(session: Session, customer_id: str) -> str | None:
@@ -67,15 +71,11 @@ def favourite_product(session: Session, customer_id: str) -> str | None:
 def parse_quantity(value: object) -> int:
     """A quantity from 1 to MAX_QUANTITY, from digits ("2", "2 bags") or words ("two")."""
     text = str(value).strip().lower() if value is not None else ""
-    if text in NUMBER_WORDS:
-        number = NUMBER_WORDS[text]
-    else:
-        digits = re.match(r"\d+", text)
-        word = next((w for w in sorted(NUMBER_WORDS, key=len, reverse=True) if
-                     re.match(rf"{w}\b", text)), None)  # fmt: skip
-        if digits is None and word is None:
-            raise InvalidValue(f"{value!r} is not a number of items")
-        number = int(digits.group()) if digits else NUMBER_WORDS[word]  # type: ignore[index]
+    match = _LEADING_QUANTITY.match(text)
+    if match is None:
+        raise InvalidValue(f"{value!r} is not a number of items")
+    found = match.group(1)
+    number = int(found) if found.isdigit() else NUMBER_WORDS[found]
     if not 1 <= number <= MAX_QUANTITY:
         raise InvalidValue(f"I can take orders of 1 to {MAX_QUANTITY} items, not {number}")
     return number
