@@ -287,3 +287,12 @@ async def test_an_anonymous_address_change_writes_nothing(demo_cdp: Engine) -> N
             )
             == 1
         )  # Chloé
+
+
+async def test_a_no_halfway_through_a_new_address_keeps_the_old_one(demo_cdp: Engine) -> None:
+    halfway = {"address_confirmed": False, "address_line1": "5 Oak Road"}
+    message, cleared = await run(ActionSaveAddress(), said("deny", ANA, slots=halfway))
+    assert message["response"] == "utter_address_unchanged"
+    assert cleared["address_line1"] is None
+    with transaction(demo_cdp) as session:
+        assert session.get(Profile, ANA).address_line1 == "12 Elm St"
