@@ -289,7 +289,7 @@ async def test_an_anonymous_address_change_writes_nothing(demo_cdp: Engine) -> N
         )  # Chloé
 
 
-async def test_a_no_halfway_through_a_new_address_keeps_the_old_one(demo_cdp: Engine) -> None:
+async def test_an_incomplete_new_address_is_not_saved(demo_cdp: Engine) -> None:
     halfway = {"address_confirmed": False, "address_line1": "5 Oak Road"}
     message, cleared = await run(ActionSaveAddress(), said("deny", ANA, slots=halfway))
     assert message["response"] == "utter_address_unchanged"
