@@ -18,8 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from actions import formatting
+from actions.anonymous import tell_anonymous
 from actions.cdp_access import in_cdp_transaction
 from actions.identity import identified_profile, verified_customer_id
+from actions.order_lookup import request_key
 from cdp.addresses import Address, read_address_columns
 from cdp.errors import CdpError
 from cdp.orders.models import Order
@@ -104,7 +106,7 @@ class ActionProposeRepeatOrder(Action):
                     response="utter_repeat_order_no_orders", first_name=proposal.first_name
                 )
             else:
-                dispatcher.utter_message(response="utter_repeat_order_anonymous")
+                tell_anonymous(dispatcher)
             return [SlotSet(PENDING_SLOT, None)]
         order = proposal.order
         dispatcher.utter_message(
@@ -119,14 +121,28 @@ class ActionProposeRepeatOrder(Action):
 
 
 def place_repeat(
-    session: Session, customer_id: str | None, source_order_id: str, channel: str | None
+    session: Session,
+    customer_id: str | None,
+    source_order_id: str,
+    channel: str | None,
+    key: str | None = None,
 ) -> OrderView | None:
-    """The new order, or None when the customer is not verified or the source isn't theirs."""
+    """The new order, or None when the customer is not verified or the source isn't theirs.
+
+    With `key` (the confirming message's, see actions.order_lookup.request_key) a retried
+    confirmation returns the order already placed instead of placing a second one.
+    """
     profile = identified_profile(session, customer_id)
     if profile is None:
         return None
     try:
-        order = reorder(session, profile.customer_id, source_order_id, channel=channel or "chat")
+        order = reorder(
+            session,
+            profile.customer_id,
+            source_order_id,
+            channel=channel or "chat",
+            request_key=key,
+        )
     except CdpError:  # not theirs, or no longer orderable (e.g. cancelled)
         return None
     return OrderView.of(order)
@@ -144,12 +160,13 @@ class ActionPlaceRepeatOrder(Action):
         source_order_id = tracker.get_slot(PENDING_SLOT)
         customer_id = verified_customer_id(tracker)
         if not source_order_id or customer_id is None:
-            dispatcher.utter_message(response="utter_repeat_order_anonymous")
+            tell_anonymous(dispatcher)
             return [SlotSet(PENDING_SLOT, None)]
         channel = tracker.get_latest_input_channel()
+        key = request_key(tracker)
         try:
             placed = await in_cdp_transaction(
-                lambda session: place_repeat(session, customer_id, source_order_id, channel)
+                lambda session: place_repeat(session, customer_id, source_order_id, channel, key)
             )
         except SQLAlchemyError:
             logger.exception("repeat order of %s failed for %s", source_order_id, customer_id)

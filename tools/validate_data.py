@@ -1,8 +1,8 @@
 """`make validate`: `rasa data validate`, failing on errors and on every unexpected warning.
 
 Rasa counts a response as unused when only a custom action sends it; such a warning is accepted
-for exactly the responses that the code in `actions/` sends, so that a response nobody sends,
-or a misspelt one, still fails.
+for exactly the responses that the code in `actions/` sends, and the `utter_ask_<slot>` questions
+of the forms' required slots, so that a response nobody sends, or a misspelt one, still fails.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def responses_sent_by_actions(actions_dir: Path = REPO / "actions") -> set[str]:
     }
 
 
-# Customer flows: a form asks for each required slot with `utter_ask_<slot>` (or
-# `utter_ask_<form>_<slot>`), which Rasa's validator does not count as used either.
 def responses_asked_by_forms(domain_file: Path = REPO / "domain.yml") -> set[str]:
+    """`utter_ask_<slot>` and `utter_ask_<form>_<slot>` of every form's required slots: Rasa's
+    FormAction sends them, yet `rasa data validate` counts them as unused."""
     forms = (yaml.safe_load(domain_file.read_text()) or {}).get("forms") or {}
     return {
         name

@@ -24,7 +24,7 @@ from cdp.computed.facts import order_facts
 from cdp.computed.service import apply_order_change
 from cdp.errors import ProfileNotFound
 from cdp.orders.models import CHANNEL_MAX_LENGTH, Order, OrderLine, OrderStatus
-from cdp.orders.service import order_total, unused_order_id
+from cdp.orders.service import claim_order_request, order_total, unused_order_id
 from cdp.profiles.models import Profile
 from cdp.validation import clean_positive_int, clean_text
 
@@ -155,12 +155,14 @@ def place_order_for_product(
     channel: str,
     *,
     options: dict[str, str] | None = None,
+    request_key: str | None = None,
 ) -> Order:
     """Place a new order of `quantity` of the product `product_ref` names, at today's price.
 
     Ships to the profile's default address. Refuses an unknown or ambiguous reference
     (ProductNotFound, AmbiguousProduct) and a product not available (ProductUnavailable);
-    computed attributes (favourite product...) are updated in the same transaction.
+    computed attributes (favourite product...) are updated in the same transaction. With a
+    `request_key` a redelivered request returns the order the first one placed.
     """
     quantity = clean_positive_int(quantity)
     profile = session.get(Profile, customer_id)
@@ -169,6 +171,11 @@ def place_order_for_product(
     product = find_product(session, product_ref).product
     if not product.available:
         raise ProductUnavailable(product.sku, product.name)
+    order_id = unused_order_id(session)
+    if request_key is not None:
+        earlier = claim_order_request(session, customer_id, request_key, order_id, channel)
+        if earlier is not None:
+            return earlier
     line = OrderLine(
         line_no=1,
         sku=product.sku,
@@ -179,7 +186,7 @@ def place_order_for_product(
     )
     now = utcnow()
     order = Order(
-        order_id=unused_order_id(session),
+        order_id=order_id,
         customer_id=customer_id,
         placed_at=now,
         status=OrderStatus.PLACED,

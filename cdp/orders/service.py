@@ -1,6 +1,7 @@
 """Order history, the last order, repeating an order, and recording imported orders."""
 
 import base64
+import re
 import secrets
 from collections.abc import Iterable
 from decimal import Decimal
@@ -10,13 +11,23 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from cdp.addresses import ADDRESS_PARTS
+from cdp.addresses import ADDRESS_PARTS, Address
 from cdp.changes import Change
 from cdp.clock import utcnow
 from cdp.computed.facts import order_facts
 from cdp.computed.service import apply_order_change
 from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
-from cdp.orders.models import CHANNEL_MAX_LENGTH, Order, OrderIn, OrderLine, OrderStatus
+from cdp.events.models import Event, EventIn
+from cdp.events.service import record_event
+from cdp.orders.errors import OrderTooLate
+from cdp.orders.models import (
+    CHANNEL_MAX_LENGTH,
+    ORDER_ID_MAX_LENGTH,
+    Order,
+    OrderIn,
+    OrderLine,
+    OrderStatus,
+)
 from cdp.profiles.models import Profile
 from cdp.validation import clean_text
 
@@ -24,6 +35,13 @@ ORDER_ID_PREFIX = "O-"
 # Five random bytes are exactly eight base32 characters (A-Z, 2-7): 2**40 ids.
 _ORDER_ID_RANDOM_BYTES = 5
 _ORDER_ID_ATTEMPTS = 10
+# What customers type for an order id: O-5001, o5001, #5001, 5001, O-K3ZQ7M2A.
+_ORDER_REF = re.compile(r"#?\s*(?:O\s*-?\s*)?([A-Z0-9]+)")
+# Orders not delivered, cancelled or returned yet: "where is my order" is about these.
+OPEN_STATUSES = (OrderStatus.PLACED, OrderStatus.PAID, OrderStatus.SHIPPED)
+# Orders still in the warehouse: they can be cancelled or changed.
+CHANGEABLE_STATUSES = (OrderStatus.PLACED, OrderStatus.PAID)
+ORDER_REQUEST_EVENT = "order_requested"
 
 
 def new_order_id() -> str:
@@ -52,6 +70,98 @@ def get_order(session: Session, customer_id: str, order_id: str) -> Order | None
     if order is None or order.customer_id != customer_id:
         return None
     return order
+
+
+def normalise_order_ref(text: object) -> str | None:
+    """The stored form (`O-5001`) of an order id as typed; None when it can't be one."""
+    if not isinstance(text, str):
+        return None
+    match = _ORDER_REF.fullmatch(text.strip().upper())
+    if match is None:
+        return None
+    order_id = ORDER_ID_PREFIX + match.group(1)
+    return order_id if len(order_id) <= ORDER_ID_MAX_LENGTH else None
+
+
+def find_customer_order(session: Session, customer_id: str, ref: object) -> Order | None:
+    """The customer's order a typed reference names; None for a malformed, unknown or
+    someone else's id alike, so a caller cannot tell them apart."""
+    order_id = normalise_order_ref(ref)
+    return get_order(session, customer_id, order_id) if order_id else None
+
+
+def latest_open_order(session: Session, customer_id: str) -> Order | None:
+    """The customer's most recent order still on its way (placed, paid or shipped)."""
+    return session.scalar(
+        select(Order)
+        .where(Order.customer_id == customer_id, Order.status.in_(OPEN_STATUSES))
+        .order_by(Order.placed_at.desc(), Order.created_at.desc(), Order.order_id.desc())
+        .limit(1)
+    )
+
+
+def cancel_order(session: Session, customer_id: str, order_id: str) -> Change:
+    """Cancel one of the customer's orders that has not shipped; cancelling twice is a no-op.
+
+    OrderNotFound for an id that isn't theirs, OrderTooLate once it has shipped.
+    """
+    order = get_order(session, customer_id, order_id)
+    if order is None:
+        raise OrderNotFound(customer_id, order_id)
+    if order.status is OrderStatus.CANCELLED:
+        return Change.UNCHANGED
+    if order.status not in CHANGEABLE_STATUSES:
+        raise OrderTooLate(order.order_id, order.status.value, "cancel")
+    return set_order_status(session, customer_id, order_id, OrderStatus.CANCELLED)
+
+
+def change_delivery_address(
+    session: Session, customer_id: str, order_id: str, address: Address
+) -> Change:
+    """Send one of the customer's unshipped orders to `address` (computed values follow)."""
+    order = get_order(session, customer_id, order_id)
+    if order is None:
+        raise OrderNotFound(customer_id, order_id)
+    if order.status not in CHANGEABLE_STATUSES:
+        raise OrderTooLate(order.order_id, order.status.value, "change")
+    if order.delivery_address == address:
+        return Change.UNCHANGED
+    before = order_facts(order)
+    order.delivery_address = address
+    session.flush()
+    apply_order_change(session, customer_id, before, order_facts(order))
+    return Change.UPDATED
+
+
+def claim_order_request(
+    session: Session, customer_id: str, request_key: str, order_id: str, channel: str | None
+) -> Order | None:
+    """Reserve `order_id` for the request; the order an earlier delivery placed, if any.
+
+    The claim is an `order_requested` event whose id is the request key, inserted with ON
+    CONFLICT DO NOTHING in the caller's transaction: a redelivered or concurrent request
+    finds the first one's order instead of placing a second.
+    """
+    claimed = record_event(
+        session,
+        EventIn(
+            event_id=f"order-request:{request_key}",
+            customer_id=customer_id,
+            type=ORDER_REQUEST_EVENT,
+            occurred_at=utcnow(),
+            channel=channel,
+            properties={"order_id": order_id},
+        ),
+    )
+    if claimed:
+        return None
+    earlier = session.scalar(select(Event).where(Event.event_id == f"order-request:{request_key}"))
+    if earlier is None or earlier.customer_id != customer_id:
+        raise OrderConflict(order_id, earlier.customer_id if earlier else "?", customer_id)
+    placed = get_order(session, customer_id, earlier.properties["order_id"])
+    if placed is None:  # the earlier order was deleted since: nothing to return, refuse
+        raise OrderNotFound(customer_id, earlier.properties["order_id"])
+    return placed
 
 
 def _last_repeatable_order_id() -> Any:
@@ -126,14 +236,23 @@ def count_orders(session: Session, customer_id: str) -> int:
     )
 
 
-def reorder(session: Session, customer_id: str, source_order_id: str, channel: str) -> Order:
+def reorder(
+    session: Session,
+    customer_id: str,
+    source_order_id: str,
+    channel: str,
+    *,
+    request_key: str | None = None,
+) -> Order:
     """Place a new order repeating one of the customer's previous orders.
 
     The new order copies every line (sku, name, quantity, unit price, options) at the
     original prices and currency, gets a fresh id, status placed, placed now, and
     reorder_of pointing at the source. It ships to the profile's current default address,
     or to where the source order went when the profile has none. Raises OrderNotFound if
-    the source isn't this customer's, OrderNotReorderable if it was cancelled.
+    the source isn't this customer's, OrderNotReorderable if it was cancelled. With a
+    `request_key` (e.g. conversation and message id) the same request places one order,
+    however often it is delivered (see claim_order_request).
     """
     source = get_order(session, customer_id, source_order_id)
     if source is None:
@@ -143,6 +262,11 @@ def reorder(session: Session, customer_id: str, source_order_id: str, channel: s
     profile = session.get(Profile, customer_id)
     if profile is None:
         raise ProfileNotFound(customer_id)
+    new_id = unused_order_id(session)
+    if request_key is not None:
+        earlier = claim_order_request(session, customer_id, request_key, new_id, channel)
+        if earlier is not None:
+            return earlier
     lines = [
         OrderLine(
             line_no=line.line_no,
@@ -156,7 +280,7 @@ def reorder(session: Session, customer_id: str, source_order_id: str, channel: s
     ]
     now = utcnow()
     order = Order(
-        order_id=unused_order_id(session),
+        order_id=new_id,
         customer_id=customer_id,
         placed_at=now,
         status=OrderStatus.PLACED,
