@@ -13,14 +13,31 @@ import re
 
 import yaml
 from rasa_sdk import Action
+from rasa_sdk.forms import ValidationAction
 
 import actions
 from tools.paths import REPO
 from tools.validate_data import responses_asked_by_forms, responses_sent_by_actions
 
 DOMAIN = yaml.safe_load((REPO / "domain.yml").read_text())
+ENDPOINTS = yaml.safe_load((REPO / "endpoints.yml").read_text())
 # Rasa reads data/ recursively (data/rules/, data/stories/, data/nlu/).
 STORY_TEXT = "\n".join(p.read_text() for p in sorted((REPO / "data").rglob("*.yml")))
+
+
+def domain_action_names() -> set[str]:
+    """Action names listed in the domain, plain or with options (`- name: {send_domain: true}`)."""
+    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in DOMAIN["actions"]}
+
+
+def actions_sent_the_domain() -> set[str]:
+    return {
+        name
+        for entry in DOMAIN["actions"]
+        if isinstance(entry, dict)
+        for name, options in entry.items()
+        if (options or {}).get("send_domain") is True
+    }
 
 
 def action_classes() -> dict[str, type[Action]]:
@@ -40,7 +57,21 @@ def test_every_response_an_action_sends_is_in_the_domain() -> None:
 
 
 def test_domain_actions_and_action_classes_match() -> None:
-    assert set(DOMAIN["actions"]) == set(action_classes())
+    assert domain_action_names() == set(action_classes())
+
+
+def test_rasa_sends_the_domain_exactly_to_the_form_validations() -> None:
+    """Selective domain (endpoints.yml): the domain goes only to actions that read it.
+
+    Rasa-sdk's form validation reads the form's required slots and slot mappings from the
+    domain; the other actions never look at it, and sending it with every call was most of
+    the payload.
+    """
+    assert ENDPOINTS["action_endpoint"]["enable_selective_domain"] is True
+    validations = {
+        name for name, cls in action_classes().items() if issubclass(cls, ValidationAction)
+    }
+    assert validations and actions_sent_the_domain() == validations
 
 
 def test_every_response_is_used() -> None:
