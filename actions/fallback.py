@@ -20,8 +20,10 @@ NLU_FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
 # Intents a "did you mean" never proposes: the fallback itself and "none of these".
 NEVER_PROPOSED = frozenset({NLU_FALLBACK, OUT_OF_SCOPE})
-# How far down the NLU's ranking a "did you mean" may look for a question it can ask.
+# How far down the NLU's ranking a "did you mean" may look for a question it can ask, and how
+# likely an intent must be to be proposed at all (gibberish gets "say it in other words").
 CANDIDATES = 3
+MIN_CONFIDENCE = 0.15
 RETRIEVAL_INTENT = "faq"
 # Messages the bot does not answer after the offer of a person: there is nothing to answer.
 NOT_ANSWERED_AFTER_OFFER = frozenset({NLU_FALLBACK, OUT_OF_SCOPE})
@@ -30,13 +32,16 @@ NOT_ANSWERED_AFTER_OFFER = frozenset({NLU_FALLBACK, OUT_OF_SCOPE})
 def affirmation_question(message: Mapping[str, Any], responses: Mapping[str, Any]) -> str | None:
     """The response asking "did you mean ...?" for the likeliest intent that has one.
 
-    Looks at the top `CANDIDATES` intents of the ranking, skipping the fallback and
-    out_of_scope; for `faq`, the question of the topic the response selector picked. None when
+    Looks at the top `CANDIDATES` intents of the ranking at `MIN_CONFIDENCE` or more, skipping
+    the fallback and out_of_scope; for `faq`, the question of the topic the response selector picked. None when
     no candidate has a question: the caller then asks the customer to rephrase instead.
     """
     ranking = message.get("intent_ranking") or []
     candidates = [
-        entry.get("name") for entry in ranking if entry.get("name") not in NEVER_PROPOSED
+        entry.get("name")
+        for entry in ranking
+        if entry.get("name") not in NEVER_PROPOSED
+        and (entry.get("confidence") or 0.0) >= MIN_CONFIDENCE
     ][:CANDIDATES]
     for intent in candidates:
         if intent == RETRIEVAL_INTENT:
