@@ -1,4 +1,5 @@
-"""The fallback's "did you mean" question and the offer of a person (actions/fallback.py).
+"""The fallback's "did you mean" question and the offer of a person (actions/fallback.py), and
+a request for a person inside a form (actions/human.py, on the demo CDP).
 
 The domain is the real one (domain.yml plus the knowledge base's responses), as Rasa sends it to
 the action server, so a missing or misspelt question fails here.
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted
+from rasa_sdk.events import ActionExecuted, ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import Engine
 
 from actions.fallback import ActionAskAffirmation, ActionOfferPerson, affirmation_question
+from actions.human import ActionContactHuman
 from tools.paths import REPO
 
 
@@ -153,3 +156,23 @@ def test_the_fallback_ends_with_the_offer_of_a_person() -> None:
     # Rasa's action_default_fallback sends utter_default when the two-stage fallback gives up.
     buttons = RESPONSES["utter_default"][0]["buttons"]
     assert [b["payload"] for b in buttons] == ["/human_handoff"]
+
+
+def test_asking_for_a_person_inside_a_form_ends_the_form(
+    demo_cdp: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HANDOFF_CONSOLE_URL", raising=False)
+    latest = {"text": "a person please", "intent": {"name": "human_handoff"}, "entities": []}
+    latest |= {"message_id": "m-9", "metadata": {}}
+    events = [{"event": "user", "text": latest["text"], "input_channel": "rest"}]
+    in_form = Tracker(
+        "conversation-form", {}, latest, events, False, None, {"name": "address_form"}, None
+    )
+    dispatcher = CollectingDispatcher()
+    result = asyncio.run(ActionContactHuman().run(dispatcher, in_form, DOMAIN))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_human_contact"]
+    assert result == [SlotSet("handoff_state", "requested"), ActiveLoop(None)]
+    # Outside a form there is no loop to end.
+    outside = Tracker("conversation-plain", {}, latest, events, False, None, {}, "action_listen")
+    result = asyncio.run(ActionContactHuman().run(CollectingDispatcher(), outside, DOMAIN))
+    assert result == [SlotSet("handoff_state", "requested")]
