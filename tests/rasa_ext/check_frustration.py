@@ -13,7 +13,7 @@ from rasa.core.agent import Agent
 from tests.model_turns import predicted_turn
 
 MESSAGES = [
-    "WHERE IS MY ORDER?!?! this is ridiculous",
+    "WHERE IS MY ORDER?!?! THIS IS RIDICULOUS",
     "how long does delivery take",
     "how long does delivery take?!?! this is ridiculous",
     "this useless bot, let me talk to a real person",
