@@ -33,8 +33,8 @@ def affirmation_question(message: Mapping[str, Any], responses: Mapping[str, Any
     """The response asking "did you mean ...?" for the likeliest intent that has one.
 
     Looks at the top `CANDIDATES` intents of the ranking at `MIN_CONFIDENCE` or more, skipping
-    the fallback and out_of_scope; for `faq`, the question of the topic the response selector picked. None when
-    no candidate has a question: the caller then asks the customer to rephrase instead.
+    the fallback and out_of_scope; for `faq`, the question of the topic the response selector
+    picked. None when no candidate has a question: the caller then asks to rephrase instead.
     """
     ranking = message.get("intent_ranking") or []
     candidates = [
