@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
@@ -69,4 +69,9 @@ class ActionContactHuman(Action):
             dispatcher.utter_message(response="utter_human_contact")
         else:
             dispatcher.utter_message(response="utter_handoff_unavailable")
-        return [SlotSet(SLOT, slot_for(state))]
+        events: list[EventType] = [SlotSet(SLOT, slot_for(state))]
+        if tracker.active_loop_name:
+            # Asked for a person in the middle of a form: the form ends here rather than ask
+            # its next question over the person (docs/conversation-design.md).
+            events.append(ActiveLoop(None))
+        return events

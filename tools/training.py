@@ -41,8 +41,15 @@ def model_path(repo: Path = REPO) -> Path:
 
 
 def rasa_env() -> dict[str, str]:
-    """The environment for Rasa commands: no telemetry (there is no internet to send it to)."""
-    return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    """The environment for Rasa commands: no telemetry (there is no internet to send it to),
+    and the repository on the import path for the pipeline's own components (`rasa_ext.*`)."""
+    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": python_path,
+    }
 
 
 def train(force: bool = False) -> Path:
