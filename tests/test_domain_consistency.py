@@ -19,7 +19,7 @@ from tools.paths import REPO
 from tools.validate_data import responses_sent_by_actions
 
 DOMAIN = yaml.safe_load((REPO / "domain.yml").read_text())
-STORY_TEXT = "\n".join(p.read_text() for p in (REPO / "data").glob("*.yml"))
+STORY_TEXT = "\n".join(p.read_text() for p in (REPO / "data").rglob("*.yml"))
 
 
 def action_classes() -> dict[str, type[Action]]:
