@@ -12,6 +12,8 @@ activates `verification_form`:
    verified identity of the profile, and `actions/identity.py` recognises this
    conversation from the next message on (that module alone decides disclosure).
 
+"No" ends the form at either step; asking for a person leaves it (a rule hands over).
+
 `verification_status` records how it ended, for `action_finish_verification` to say so.
 """
 
@@ -56,8 +58,10 @@ CONTACT_SLOT = "verification_contact"
 CODE_SLOT = "verification_code"
 STATUS_SLOT = "verification_status"
 # Said while the form asks: not read as a contact or a code, so the form steps aside and the
-# rules answer (a person; stop verifying).
-ESCAPE_INTENTS = frozenset({"human_handoff", "deny"})
+# rules answer (a person is reachable at any time).
+ESCAPE_INTENTS = frozenset({"human_handoff"})
+# Said while the form asks: "no", "stop": the form ends, nothing more is sent.
+CANCEL_INTENT = "deny"
 
 _EMAIL = re.compile(r"[^@\s<>\"'(),;:]+@[^@\s<>\"'(),;:]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?:\+|00)?\d[\d\s().\-]{6,}\d")
@@ -77,6 +81,7 @@ class Status(str, Enum):
     NO_CODE = "no_code"
     LINKED_ELSEWHERE = "linked_elsewhere"
     UNAVAILABLE = "unavailable"
+    CANCELLED = "cancelled"
 
 
 CHECK_STATUSES = {
@@ -208,6 +213,8 @@ class ValidateVerificationForm(FormValidationAction):
         domain: DomainDict,
     ) -> dict[str, Any]:
         activating = _activating(tracker)
+        if not activating and _latest_intent(tracker) == CANCEL_INTENT:
+            return _ended(Status.CANCELLED)
         if activating:
             customer_id = verified_customer_id(tracker)
             known = await in_cdp_transaction(lambda session: _known(session, customer_id))
@@ -251,6 +258,8 @@ class ValidateVerificationForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
+        if _latest_intent(tracker) == CANCEL_INTENT:
+            return _ended(Status.CANCELLED)
         requester = channel_requester(tracker)
         if requester is None:
             return _ended(Status.UNAVAILABLE)
@@ -296,6 +305,8 @@ def say_how_it_ended(
         dispatcher.utter_message(response="utter_verification_no_code")
     elif status is Status.LINKED_ELSEWHERE:
         dispatcher.utter_message(response="utter_verification_linked_elsewhere")
+    elif status is Status.CANCELLED:
+        dispatcher.utter_message(response="utter_verification_cancelled")
     else:
         dispatcher.utter_message(response="utter_verification_unavailable")
 
@@ -340,16 +351,3 @@ class ActionAskVerificationCode(Action):
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_ask_verification_code")
         return []
-
-
-class ActionCancelVerification(Action):
-    """The customer said no while the form asked: stop, forget what was typed."""
-
-    def name(self) -> str:
-        return "action_cancel_verification"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_verification_cancelled")
-        return [SlotSet(CONTACT_SLOT, None), SlotSet(CODE_SLOT, None), SlotSet(STATUS_SLOT, None)]

@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 from actions import cdp_access
 from actions.repeat_order import ActionProposeRepeatOrder
 from actions.verification import (
-    ActionCancelVerification,
     ActionFinishVerification,
     ValidateVerificationForm,
     find_code,
@@ -223,23 +222,22 @@ async def test_a_forged_or_missing_channel_identity_cannot_verify(
         assert outbox_messages(session) == []
 
 
-async def test_asking_for_a_person_or_saying_no_is_not_read_as_an_answer(
-    demo_cdp: Engine,
-) -> None:
+async def test_asking_for_a_person_is_not_read_as_an_answer(demo_cdp: Engine) -> None:
     chat = Conversation("rest-dev-43", "rest_sender", "rest")
     await chat.say("verify me", "verify_identity")
-    for intent in ("human_handoff", "deny"):
-        tracker = chat.tracker("actually no, a person please", intent)
-        events = await ValidateVerificationForm().run(CollectingDispatcher(), tracker, DOMAIN)
-        assert [e for e in events if e["name"] != "requested_slot"] == []
-    dispatcher = CollectingDispatcher()
-    events = await ActionCancelVerification().run(dispatcher, chat.tracker("no", "deny"), DOMAIN)
-    assert responses(dispatcher.messages) == ["utter_verification_cancelled"]
-    assert {e["name"]: e["value"] for e in events} == {
-        "verification_contact": None,
-        "verification_code": None,
-        "verification_status": None,
-    }
+    tracker = chat.tracker("actually, a person please", "human_handoff")
+    events = await ValidateVerificationForm().run(CollectingDispatcher(), tracker, DOMAIN)
+    assert [e for e in events if e["name"] != "requested_slot"] == []
+
+
+@pytest.mark.parametrize("step", ["contact", "code"])
+async def test_no_ends_the_form_at_either_step(demo_cdp: Engine, step: str) -> None:
+    chat = Conversation(f"rest-dev-44-{step}", "rest_sender", "rest")
+    await chat.say("verify me", "verify_identity")
+    if step == "code":
+        await chat.say(ANA_EMAIL, "inform_contact")
+    assert responses(await chat.say("no, stop", "deny")) == ["utter_verification_cancelled"]
+    assert chat.slots["verification_status"] is None and not chat.active
 
 
 @pytest.mark.parametrize(
