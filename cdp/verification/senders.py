@@ -7,6 +7,7 @@ Chosen per target type (docs/configuration.md): SMS by `VERIFICATION_SMS_SENDER`
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +23,9 @@ from cdp.verification.models import OutboxMessage, TargetType
 SMS_SENDER_ENV = "VERIFICATION_SMS_SENDER"
 DEFAULT_TWILIO_API_URL = "https://api.twilio.com"
 TWILIO_TIMEOUT_S = 10
+SEND_ATTEMPTS = 3
+RETRY_DELAYS_S = (0.5, 2.0)
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class DeliveryFailed(CdpError):
@@ -91,21 +95,34 @@ class TwilioSmsSender:
         return cls(*values.values(), api_url=api_url.rstrip("/"))
 
     def send(self, message: CodeMessage) -> None:
+        """One SMS; a transient failure (HTTP 429 or 5xx, no connection, a timeout) is tried
+        again, SEND_ATTEMPTS times in all, RETRY_DELAYS_S apart; DeliveryFailed after that or
+        at once for any other refusal."""
         url = f"{self.api_url}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
-        try:
-            reply = requests.post(
-                url,
-                data={"To": message.recipient, "From": self.from_number, "Body": message.body},
-                auth=(self.account_sid, self.auth_token),
-                timeout=TWILIO_TIMEOUT_S,
-            )
-        except requests.RequestException as error:
-            raise DeliveryFailed(f"Twilio could not be reached: {error}") from None
-        if reply.status_code >= 300:
-            raise DeliveryFailed(
-                f"Twilio refused the SMS to code {message.code_id}: "
-                f"HTTP {reply.status_code} {reply.text[:300]}"
-            )
+        form = {"To": message.recipient, "From": self.from_number, "Body": message.body}
+        problem = ""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                reply = requests.post(
+                    url,
+                    data=form,
+                    auth=(self.account_sid, self.auth_token),
+                    timeout=TWILIO_TIMEOUT_S,
+                )
+            except requests.RequestException as error:
+                problem = f"Twilio could not be reached: {error}"
+            else:
+                if reply.status_code < 300:
+                    return
+                problem = (
+                    f"Twilio refused the SMS of code {message.code_id}: "
+                    f"HTTP {reply.status_code} {reply.text[:300]}"
+                )
+                if reply.status_code not in TRANSIENT_STATUSES:
+                    break
+            if attempt < SEND_ATTEMPTS:
+                time.sleep(RETRY_DELAYS_S[attempt - 1])
+        raise DeliveryFailed(problem)
 
 
 def sender_for(target_type: TargetType, engine: Engine) -> CodeSender:

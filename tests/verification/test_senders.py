@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from cdp.cli import main
 from cdp.db import transaction
+from cdp.verification import senders
 from cdp.verification.models import TargetType
 from cdp.verification.senders import (
     CodeMessage,
@@ -40,7 +41,8 @@ class TwilioApi:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.status = 201
+        # One status per request, the last one repeated.
+        self.statuses = [201]
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,7 +56,7 @@ class TwilioApi:
                     }
                 )
                 reply = json.dumps({"sid": "SM1", "status": "queued"}).encode()
-                self.send_response(api.status)
+                self.send_response(api.statuses[min(len(api.requests), len(api.statuses)) - 1])
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
@@ -93,15 +95,37 @@ def test_the_twilio_sender_posts_the_sms_with_the_account_credentials(
     assert request["headers"]["Authorization"] == f"Basic {expected}"
 
 
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(senders, "RETRY_DELAYS_S", (0.01, 0.02))
+
+
+@pytest.mark.usefixtures("fast_retries")
 def test_a_twilio_error_or_an_unreachable_api_is_a_delivery_failure(twilio_api: TwilioApi) -> None:
-    twilio_api.status = 400
+    twilio_api.statuses = [400]
     sender = TwilioSmsSender("AC123", "secret-token", "+15550100000", api_url=twilio_api.url)
     with pytest.raises(DeliveryFailed, match="HTTP 400"):
         sender.send(MESSAGE)
+    assert len(twilio_api.requests) == 1  # refused: not retried
+    twilio_api.statuses = [503]
+    with pytest.raises(DeliveryFailed, match="HTTP 503"):
+        sender.send(MESSAGE)
+    assert len(twilio_api.requests) == 4  # three attempts, then given up
     twilio_api.server.shutdown()
     twilio_api.server.server_close()
     with pytest.raises(DeliveryFailed, match="could not be reached"):
         sender.send(MESSAGE)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_transient_twilio_failure_is_retried_once_delivered_never_again(
+    twilio_api: TwilioApi,
+) -> None:
+    twilio_api.statuses = [500, 429, 201, 201]
+    sender = TwilioSmsSender("AC123", "secret-token", "+15550100000", api_url=twilio_api.url)
+    sender.send(MESSAGE)
+    assert len(twilio_api.requests) == 3
+    assert {r["form"]["Body"][0] for r in twilio_api.requests} == {MESSAGE.body}
 
 
 def test_the_sender_is_chosen_by_the_environment(
