@@ -155,6 +155,8 @@ async def _deliver(issued: IssuedCode) -> bool:
 
 @dataclass(frozen=True)
 class Known:
+    """A customer already identified; only the name the reply needs leaves the transaction."""
+
     first_name: str | None
 
 
@@ -167,6 +169,7 @@ def _known(session: Session, customer_id: str | None) -> Known | None:
 def _checked(
     session: Session, requester: Requester, code: str, settings: VerificationSettings
 ) -> tuple[CheckResult, str | None]:
+    """The check, and the first name of the customer it verified (for the thanks)."""
     result = check_code(session, requester, code, settings)
     profile = session.get(Profile, result.customer_id) if result.customer_id else None
     return result, profile.first_name if profile else None
@@ -260,6 +263,9 @@ class ValidateVerificationForm(FormValidationAction):
     ) -> dict[str, Any]:
         if _latest_intent(tracker) == CANCEL_INTENT:
             return _ended(Status.CANCELLED)
+        if _latest_intent(tracker) == "verify_identity" and not _CODE.search(str(slot_value)):
+            # "send me a new code": start again from the contact
+            return {CONTACT_SLOT: None, CODE_SLOT: None, STATUS_SLOT: None}
         requester = channel_requester(tracker)
         if requester is None:
             return _ended(Status.UNAVAILABLE)
@@ -327,8 +333,9 @@ class ActionFinishVerification(Action):
 
 
 class ActionAskVerificationContact(Action):
-    """The form's question for the contact (a custom action, so the wording lives in one
-    response with channel variants)."""
+    """The form's question for the contact. Asked by a custom action rather than through
+    Rasa's `utter_ask_` naming, so the data checks (`tools.validate_data`, which accept a
+    response only when a story, a rule or action code sends it) see it in use."""
 
     def name(self) -> str:
         return "action_ask_verification_contact"

@@ -230,6 +230,19 @@ async def test_asking_for_a_person_is_not_read_as_an_answer(demo_cdp: Engine) ->
     assert [e for e in events if e["name"] != "requested_slot"] == []
 
 
+async def test_asking_for_a_new_code_at_the_code_step_starts_again(demo_cdp: Engine) -> None:
+    chat = Conversation("rest-dev-45", "rest_sender", "rest")
+    await chat.say("verify me", "verify_identity")
+    await chat.say(ANA_EMAIL, "inform_contact")
+    assert responses(await chat.say("send me a new code", "verify_identity")) == [
+        "ask:verification_contact"
+    ]
+    said = await chat.say(ANA_EMAIL, "inform_contact")
+    assert responses(said) == ["utter_verification_code_sent", "ask:verification_code"]
+    said = await chat.say(outbox_code(demo_cdp, ANA_EMAIL), "verify_identity")
+    assert responses(said) == ["utter_verification_done"]
+
+
 @pytest.mark.parametrize("step", ["contact", "code"])
 async def test_no_ends_the_form_at_either_step(demo_cdp: Engine, step: str) -> None:
     chat = Conversation(f"rest-dev-44-{step}", "rest_sender", "rest")
