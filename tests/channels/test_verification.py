@@ -308,21 +308,30 @@ def test_rest_with_a_forged_sender_or_metadata_gets_nothing(
 
 def test_messenger_with_an_unlinked_psid_gets_nothing(channels: ChannelStack) -> None:
     attacker = psid()
-    for text in ASKS:
-        assert_nothing_personal(messenger(channels, attacker, text))
+    # Some asks get no answer at all (no rule for them yet): wait only for the last one's,
+    # which comes after every earlier one (turns of a sender run in order).
+    for text in ASKS[:-1]:
+        messenger(channels, attacker, text, replies=0)
+    messenger(channels, attacker, ASKS[-1])
     # Claiming Marcus' phone sends him a code the attacker can't read; guesses fail.
     messenger(channels, attacker, "/verify_identity")
-    assert_nothing_personal(messenger(channels, attacker, "+1 555 123 0005", replies=2))
+    messenger(channels, attacker, "+1 555 123 0005", replies=2)
     for guess in ("000000", "123456", "999999"):
-        assert_nothing_personal(messenger(channels, attacker, guess, replies=2))
+        assert "That code isn't right" in messenger(channels, attacker, guess, replies=2)
     messenger(channels, attacker, "/deny")
-    assert_nothing_personal(messenger(channels, attacker, "/repeat_order"))
+    messenger(channels, attacker, "/repeat_order")
+    transcript = channels.graph_sends(attacker)
+    assert_nothing_personal(json.dumps(transcript, ensure_ascii=False))
 
 
 def test_sms_from_an_unverified_number_gets_nothing(channels: ChannelStack) -> None:
     attacker = "+1555" + str(2_000_000 + secrets.randbelow(7_000_000))
-    for text in ASKS:
-        assert_nothing_personal(sms(channels, attacker, text))
+    for text in ASKS[:-1]:
+        sms(channels, attacker, text, replies=0)
+    sms(channels, attacker, ASKS[-1])
+    transcript = "\n".join(t["Body"] for t in channels.texts_to(attacker))
+    assert "can't tell whose account this number belongs to" in transcript
+    assert_nothing_personal(transcript)
 
 
 def test_web_chat_without_a_token_gets_nothing_even_with_forged_metadata(
@@ -351,12 +360,11 @@ def test_web_chat_without_a_token_gets_nothing_even_with_forged_metadata(
             client.emit(
                 "user_uttered", {"message": text, "session_id": session, "metadata": forged}
             )
-            said = [received.get(timeout=60).get("text", "")]
-            while True:  # every message of the turn
-                try:
-                    said.append(received.get(timeout=2).get("text", ""))
-                except queue.Empty:
-                    break
-            assert_nothing_personal("\n".join(said))
+        said: list[str] = []
+        # Some asks get no answer (no rule for them yet); the last one always does.
+        while "OK, I've stopped" not in "".join(said):
+            said.append(received.get(timeout=90).get("text", ""))
+        assert "I can't see who you are yet" in "\n".join(said)
+        assert_nothing_personal("\n".join(said))
     finally:
         client.disconnect()
