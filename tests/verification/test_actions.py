@@ -11,10 +11,10 @@ import pytest
 import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from actions import cdp_access
-from actions.repeat_order import ActionProposeRepeatOrder
+from actions.repeat_order import ActionPlaceRepeatOrder, ActionProposeRepeatOrder
 from actions.verification import (
     ActionFinishVerification,
     ValidateVerificationForm,
@@ -23,6 +23,7 @@ from actions.verification import (
     masked_contact,
 )
 from cdp.db import transaction
+from cdp.orders.models import Order
 from cdp.verification.models import TargetType
 from cdp.verification.senders import outbox_messages
 from tools.paths import REPO
@@ -143,6 +144,18 @@ async def test_an_unlinked_psid_verifies_by_email_and_then_sees_its_orders(
     proposal = await chat.propose_repeat()
     assert proposal["response"] == "utter_confirm_repeat_order"
     assert proposal["order_id"].startswith("O-")
+
+
+async def test_an_unverified_channel_identity_cannot_place_a_pending_repeat(
+    demo_cdp: Engine,
+) -> None:
+    chat = Conversation("rest-dev-46", "rest_sender", "rest")
+    chat.slots["reorder_source_order_id"] = "O-5007"  # Ana's, as if proposed earlier
+    dispatcher = CollectingDispatcher()
+    await ActionPlaceRepeatOrder().run(dispatcher, chat.tracker("yes", "affirm"), DOMAIN)
+    assert responses(dispatcher.messages) == ["utter_repeat_order_anonymous"]
+    with transaction(demo_cdp) as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 11
 
 
 async def test_a_contact_not_on_file_gets_the_same_words_and_nothing_is_sent(
