@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import Engine, func, select
 
 from actions import cdp_access
+from actions.human import ActionContactHuman
 from actions.repeat_order import ActionPlaceRepeatOrder, ActionProposeRepeatOrder
 from actions.verification import (
     ActionFinishVerification,
@@ -23,6 +24,7 @@ from actions.verification import (
     masked_contact,
 )
 from cdp.db import transaction
+from cdp.handoff.service import open_handoff
 from cdp.orders.models import Order
 from cdp.verification.models import TargetType
 from cdp.verification.senders import outbox_messages
@@ -156,6 +158,22 @@ async def test_an_unverified_channel_identity_cannot_place_a_pending_repeat(
     assert responses(dispatcher.messages) == ["utter_repeat_order_anonymous"]
     with transaction(demo_cdp) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 11
+
+
+async def test_a_handoff_from_a_psid_verified_by_code_carries_the_customer(
+    demo_cdp: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HANDOFF_CONSOLE_URL", raising=False)
+    chat = Conversation("31000000000000080", "messenger_psid", "facebook")
+    await chat.say("verify me", "verify_identity")
+    await chat.say(ANA_EMAIL, "inform_contact")
+    await chat.say(outbox_code(demo_cdp, ANA_EMAIL))
+    dispatcher = CollectingDispatcher()
+    await ActionContactHuman().run(dispatcher, chat.tracker("a person please", "human_handoff"), {})
+    with transaction(demo_cdp) as session:
+        handoff = open_handoff(session, chat.sender)
+        assert handoff.customer_id == "C-1001"
+        assert handoff.package["customer"]["name"] == "Ana Diaz"
 
 
 async def test_a_contact_not_on_file_gets_the_same_words_and_nothing_is_sent(
