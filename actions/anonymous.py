@@ -1,8 +1,8 @@
 """The one answer every flow gives a writer it cannot verify.
 
 Every order, address and after-sales flow says this through `tell_anonymous`, so the
-answer (today: sign in, or talk to a person) changes in one place, e.g. when one-time-code
-verification is offered to anonymous visitors.
+answer (sign in, verify with a one-time code, or talk to a person: `utter_repeat_order_anonymous`)
+changes in one place.
 """
 
 from __future__ import annotations

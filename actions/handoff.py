@@ -24,6 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.cdp_access import in_cdp_transaction
+from actions.identity import identified_profile
 from cdp.handoff import config
 from cdp.handoff.models import OPEN_STATES, HandoffState, ReasonCode
 from cdp.handoff.package import HandoffRequest
@@ -97,7 +98,11 @@ async def start_handoff(
     def work(session: Session) -> tuple[str, HandoffState, bool]:
         if extra_work is not None:
             extra_work(session)
-        handoff, created = request_handoff(session, request, customer_id, table, accept_within)
+        # A token's customer id or a verified channel identity (SMS, Messenger, a session
+        # linked by a one-time code) both become the profile; anything else is anonymous.
+        profile = identified_profile(session, customer_id)
+        known = profile.customer_id if profile else None
+        handoff, created = request_handoff(session, request, known, table, accept_within)
         return handoff.id, handoff.state, created
 
     handoff_id, state, created = await in_cdp_transaction(work)

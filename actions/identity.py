@@ -5,10 +5,15 @@ data, so a conversation id alone never unlocks anyone's data:
 
 - a signed customer token in the message metadata (`customer_token`, HS256 JWT signed with
   `CDP_IDENTITY_SECRET`), on any channel;
-- a channel identity the connector proved (`metadata.channel_identity`, docs/channels.md):
-  an SMS or WhatsApp sender phone proven by Twilio's signature counts only if it is a
-  *verified* phone identity in the CDP; a Messenger PSID only through a *verified*
-  `messenger_psid` identity. Web chat and REST identities are never proven.
+- a channel identity the connector reported (`metadata.channel_identity`, docs/channels.md),
+  counted only through a *verified* CDP identity: an SMS or WhatsApp sender phone proven by
+  Twilio's signature as a verified phone; a Messenger PSID proven by the app-secret
+  signature as a verified `messenger_psid`; a web chat session or REST sender id (which the
+  channel cannot prove) only once a one-time code linked that very conversation
+  (actions/verification.py, cdp/verification).
+
+Everything that shows or uses personal data asks `verified_customer_id` and
+`identified_profile`; nothing else decides disclosure.
 """
 
 from __future__ import annotations
@@ -25,15 +30,14 @@ from cdp.identities.service import normalise
 from cdp.identity_token import identity_secret, verify_token
 from cdp.profiles.models import Profile
 from cdp.profiles.service import load_profile
+from cdp.verification.service import CHANNEL_IDENTITY_LINKS, Requester
 
 TOKEN_METADATA_KEY = "customer_token"
 CHANNEL_IDENTITY_KEY = "channel_identity"
-# Channel identities a connector can prove, and the CDP identity that must be verified to
-# link one to a profile.
-PROVEN_IDENTITY_LINKS = {
-    "twilio_sender": IdentityType.PHONE,
-    "messenger_psid": IdentityType.MESSENGER_PSID,
-}
+# The channel identities the connectors report map to the CDP identity that must be verified
+# to link one to a profile (CHANNEL_IDENTITY_LINKS). These two must also carry `proven`: the
+# channel itself proved the value (Twilio's or Messenger's signature).
+PROVEN_CHANNEL_TYPES = frozenset({"twilio_sender", "messenger_psid"})
 WHATSAPP_PREFIX = "whatsapp:"
 
 
@@ -61,33 +65,53 @@ def session_start_token(tracker: Tracker) -> object:
     return _token_in(_session_start_metadata(tracker))
 
 
-def proven_channel_ref(metadata: Any, sender_id: str) -> str | None:
-    """`type:value` of a channel identity the connector proved for this very conversation.
+def channel_identity_of(metadata: Any, sender_id: str) -> tuple[str, str] | None:
+    """`(type, value)` of the channel identity the connector reported for this very
+    conversation, or None.
 
-    Only the types in PROVEN_IDENTITY_LINKS count, and only when the value is the
-    conversation's own sender (the connectors use the phone or PSID as conversation id), so
-    metadata copied into another conversation proves nothing.
+    Only the types in CHANNEL_IDENTITY_LINKS count, the two provable ones only when proven,
+    and only when the value is the conversation's own sender (the connectors use the phone,
+    PSID, session or REST sender as conversation id), so metadata copied into another
+    conversation proves nothing. Web and REST identities are never proven: they identify
+    nobody until a one-time code links them (then only through that verified link).
     """
     claim = metadata.get(CHANNEL_IDENTITY_KEY) if isinstance(metadata, dict) else None
-    if not isinstance(claim, dict) or claim.get("proven") is not True:
+    if not isinstance(claim, dict):
         return None
     kind, value = claim.get("type"), claim.get("value")
-    if kind not in PROVEN_IDENTITY_LINKS or not isinstance(value, str) or not value:
+    if kind not in CHANNEL_IDENTITY_LINKS or not isinstance(value, str) or not value:
+        return None
+    if kind in PROVEN_CHANNEL_TYPES and claim.get("proven") is not True:
         return None
     if sender_id.removeprefix(WHATSAPP_PREFIX) != value:
         return None
-    return f"{kind}:{value}"
+    return kind, value
+
+
+def channel_requester(tracker: Tracker) -> Requester | None:
+    """The channel identity of the latest message, as the requester of a one-time code."""
+    found = channel_identity_of(_message_metadata(tracker), tracker.sender_id)
+    if found is None:
+        return None
+    try:
+        return Requester.of(*found, channel=tracker.get_latest_input_channel())
+    except InvalidIdentifier:
+        return None
 
 
 def verified_customer_id(tracker: Tracker, *, at_session_start: bool = False) -> str | None:
     """Who this turn proves the writer to be, checked without touching the database.
 
-    The `sub` of a valid token (a customer id, which never contains ":"), else a proven
-    channel identity as `type:value`; `identified_profile` turns either into a profile.
+    The `sub` of a valid token (a customer id, which never contains ":"), else the channel
+    identity as `type:value`; `identified_profile` turns either into a profile, the channel
+    identity only through a verified link.
     """
     metadata = _session_start_metadata(tracker) if at_session_start else _message_metadata(tracker)
     customer_id = verify_token(_token_in(metadata), identity_secret())
-    return customer_id or proven_channel_ref(metadata, tracker.sender_id)
+    if customer_id:
+        return customer_id
+    found = channel_identity_of(metadata, tracker.sender_id)
+    return f"{found[0]}:{found[1]}" if found else None
 
 
 def profile_by_verified_identity(
@@ -115,6 +139,6 @@ def identified_profile(session: Session, customer_id: str | None) -> Profile | N
         return None
     kind, separator, value = customer_id.partition(":")
     if separator:
-        link = PROVEN_IDENTITY_LINKS.get(kind)
+        link = CHANNEL_IDENTITY_LINKS.get(kind)
         return profile_by_verified_identity(session, link, value) if link else None
     return load_profile(session, customer_id)

@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.cdp_access import in_cdp_transaction
-from actions.identity import identified_profile, proven_channel_ref, verified_customer_id
+from actions.identity import channel_identity_of, identified_profile, verified_customer_id
 from cdp.changes import Change
 from cdp.clock import utcnow
 from cdp.consents.models import ConsentChannel, ConsentIn, ConsentPurpose, ConsentStatus
@@ -57,7 +57,7 @@ def message_time(tracker: Tracker) -> datetime:
 def phone_proven_by_channel(tracker: Tracker, phone: str) -> bool:
     """True when this message came by SMS or WhatsApp from exactly this number."""
     metadata = (tracker.latest_message or {}).get("metadata")
-    return proven_channel_ref(metadata, tracker.sender_id) == f"twilio_sender:{phone}"
+    return channel_identity_of(metadata, tracker.sender_id) == ("twilio_sender", phone)
 
 
 @dataclass(frozen=True)

@@ -120,21 +120,30 @@ class ActionProposeRepeatOrder(Action):
         return [SlotSet(PENDING_SLOT, order.order_id)]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """The outcome of placing a repeat: `anonymous` (the writer is not verified),
+    `unavailable` (not theirs, or no longer orderable) or `placed`."""
+
+    outcome: str
+    order: OrderView | None = None
+
+
 def place_repeat(
     session: Session,
     customer_id: str | None,
     source_order_id: str,
     channel: str | None,
     key: str | None = None,
-) -> OrderView | None:
-    """The new order, or None when the customer is not verified or the source isn't theirs.
+) -> Placement:
+    """The new order, if the writer is verified and the source is theirs.
 
     With `key` (the confirming message's, see actions.order_lookup.request_key) a retried
     confirmation returns the order already placed instead of placing a second one.
     """
     profile = identified_profile(session, customer_id)
     if profile is None:
-        return None
+        return Placement("anonymous")
     try:
         order = reorder(
             session,
@@ -144,8 +153,8 @@ def place_repeat(
             request_key=key,
         )
     except CdpError:  # not theirs, or no longer orderable (e.g. cancelled)
-        return None
-    return OrderView.of(order)
+        return Placement("unavailable")
+    return Placement("placed", OrderView.of(order))
 
 
 class ActionPlaceRepeatOrder(Action):
@@ -165,13 +174,17 @@ class ActionPlaceRepeatOrder(Action):
         channel = tracker.get_latest_input_channel()
         key = request_key(tracker)
         try:
-            placed = await in_cdp_transaction(
+            placement = await in_cdp_transaction(
                 lambda session: place_repeat(session, customer_id, source_order_id, channel, key)
             )
         except SQLAlchemyError:
             logger.exception("repeat order of %s failed for %s", source_order_id, customer_id)
-            placed = None
-        if placed is None:
+            placement = Placement("unavailable")
+        placed = placement.order
+        if placement.outcome == "anonymous":
+            # A channel identity no verified link backs: say so (and offer to verify).
+            tell_anonymous(dispatcher)
+        elif placed is None:
             dispatcher.utter_message(response="utter_repeat_order_unavailable")
         else:
             dispatcher.utter_message(

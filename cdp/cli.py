@@ -22,12 +22,13 @@ from sqlalchemy.exc import OperationalError
 from cdp.api.app import API_TOKEN_ENV, api_token, create_app
 from cdp.attributes.definitions import custom_definitions_path, load_custom_definitions
 from cdp.attributes.service import check_definitions_against_data
-from cdp.clock import utcnow
+from cdp.clock import isoformat_z, utcnow
 from cdp.computed.definitions import computed_definitions_path, load_computed_definitions
 from cdp.computed.service import recompute_profile
 from cdp.config import database_url, masked_url
 from cdp.db import current_revision, head_revision, make_engine, migrate, transaction
-from cdp.errors import CdpError, ImportRecordError, InvalidValue
+from cdp.errors import CdpError, ImportRecordError, InvalidIdentifier, InvalidValue
+from cdp.identities.service import normalise
 from cdp.identity_token import DEFAULT_TTL_SECONDS, IDENTITY_SECRET_ENV, identity_secret, mint_token
 from cdp.importer import ImportSummary, import_lines
 from cdp.merges.service import unmerge
@@ -40,6 +41,7 @@ from cdp.profiles.models import Profile
 from cdp.profiles.service import get_profile, normalise_customer_id, profile_document, resolve_ref
 from cdp.progress import ProgressBar, lines_with_progress
 from cdp.seed import SEED_FILE, dated_lines
+from cdp.verification.senders import outbox_messages
 
 RECOMPUTE_BATCH = 500
 
@@ -147,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="mint even if no profile has this customer id",
     )
     token.set_defaults(command=run_token)
+
+    # Verification (cdp/verification): the development outbox of one-time codes.
+    outbox = commands.add_parser("outbox", help="messages the development code sender wrote")
+    outbox.add_argument("--to", metavar="VALUE", help="only those to this phone or email")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    outbox.set_defaults(command=run_outbox)
     return parser
 
 
@@ -307,6 +315,35 @@ def run_token(args: argparse.Namespace) -> None:
                     "pass --allow-unknown to mint a token anyway"
                 )
     print(mint_token(args.customer_id, secret, args.ttl))
+
+
+def run_outbox(args: argparse.Namespace) -> None:
+    recipient = _outbox_recipient(args.to) if args.to is not None else None
+    with _database(migrate_first=False) as engine, transaction(engine) as session:
+        messages = outbox_messages(session, recipient)
+    for message in messages:
+        if args.json:
+            row = {
+                "id": message.id,
+                "at": isoformat_z(message.created_at),
+                "type": message.target_type.value,
+                "to": message.recipient,
+                "body": message.body,
+            }
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(f"{isoformat_z(message.created_at)} to {message.recipient}: {message.body}")
+    if not messages and not args.json:
+        print("the outbox is empty" + (f" for {recipient}" if recipient else ""))
+
+
+def _outbox_recipient(value: str) -> str:
+    """The normalised phone or email, so `--to "+1 555 123 0001"` finds +15551230001."""
+    kind = "email" if "@" in value else "phone"
+    try:
+        return normalise(kind, value)
+    except InvalidIdentifier as error:
+        raise CommandFailed(f"--to: {error}") from None
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from cdp.merges.models import MergeConflict, ProfileMerge
 from cdp.orders.models import Order, OrderLine
 from cdp.privacy.models import AuditEntry, ErasedIdentifier, Erasure
 from cdp.profiles.models import Profile
+from cdp.verification.models import OutboxMessage, VerificationCode
 
 __all__ = [
     "Agent",
@@ -34,7 +35,9 @@ __all__ = [
     "MergeConflict",
     "Order",
     "OrderLine",
+    "OutboxMessage",
     "Product",
     "Profile",
     "ProfileMerge",
+    "VerificationCode",
 ]

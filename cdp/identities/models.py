@@ -24,6 +24,8 @@ class IdentityType(str, Enum):
     MEMBER_ID = "member_id"
     TWILIO_SENDER = "twilio_sender"
     SOCKETIO_SENDER = "socketio_sender"
+    # A REST conversation linked by a one-time code (development channel, cdp.verification).
+    REST_SENDER = "rest_sender"
 
 
 class IdentitySource(str, Enum):
