@@ -12,8 +12,11 @@ import yaml
 from tools.nlu_report import (
     HELDOUT_DIR,
     TRAINING_DIR,
+    CandidateResult,
     Prediction,
     ReportError,
+    Scores,
+    Timing,
     example_texts,
     fallback_threshold,
     leaked_examples,
@@ -22,6 +25,7 @@ from tools.nlu_report import (
     order_id_extraction,
     out_of_scope_business,
     predictions,
+    render_report,
     scores,
     with_dense,
     without_dense,
@@ -187,3 +191,24 @@ def test_no_held_out_message_is_training_data() -> None:
     heldout = nlu_files_texts(HELDOUT_DIR)
     assert len(heldout) > 300
     assert leaked_examples(nlu_files_texts(TRAINING_DIR), heldout) == []
+
+
+def test_the_report_marks_the_adopted_pipeline_and_every_missed_target() -> None:
+    good = Scores(0.95, 0.94, 40, [], 40, [])
+    bad = Scores(
+        0.90, 0.88, 40, [Prediction(f"oos {i}", "out_of_scope", "refund", 0.9) for i in range(5)],
+        40, ["cancel 8812", "where is #8812", "o5001?"],
+    )  # fmt: skip
+    results = [
+        CandidateResult("sparse", "DIET on sparse features", Timing(120, 200, 1.5), good, 8, 12),
+        CandidateResult("dense", "DIET with MiniLM", Timing(400, 700, 1.5), bad, 60, 90),
+    ]
+    report = render_report(results, adopted="sparse", notes="Why sparse won.")
+    sparse_row, dense_row = [line for line in report.splitlines() if line.startswith("| ")][1:3]
+    assert "**sparse** (adopted)" in sparse_row and "✗" not in sparse_row
+    assert "120 s (200 s CPU, load 1.5)" in sparse_row
+    assert dense_row.count("✗") == 4  # training time, accuracy, out of scope, order_id
+    assert "5/40 = 12.5%" in dense_row and "37/40 = 92.5%" in dense_row
+    assert "- out of scope → `refund` (0.90): oos 0" in report
+    assert "- `order_id` not extracted: where is #8812" in report
+    assert report.endswith("Why sparse won.\n")
