@@ -69,7 +69,7 @@ test-nlu: train  ## held-out NLU scores (tests/nlu/, report in results/rasa/nlu)
 nlu-report: venvs  ## NLU cross-validation (results/nlu-cv/) and pipeline comparison (results/nlu-pipeline.md); slow
 	$(RASA) test nlu --cross-validation --folds $(NLU_FOLDS) --config config.yml --nlu data/nlu \
 		--out results/nlu-cv
-	$(PY) -m tools.nlu_report compare --rasa-python $(NLU_RASA_PYTHON) --notes results/nlu-pipeline-notes.md
+	$(PY) -m tools.nlu_report compare --rasa-python $(NLU_RASA_PYTHON)
 
 browser:  ## Debian's chromium and chromium-driver for the browser tests (apt-get when missing)
 	@scripts/ensure-chromium

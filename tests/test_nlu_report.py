@@ -26,6 +26,8 @@ from tools.nlu_report import (
     out_of_scope_business,
     predictions,
     render_report,
+    results_from_json,
+    results_to_json,
     scores,
     with_dense,
     without_dense,
@@ -212,3 +214,17 @@ def test_the_report_marks_the_adopted_pipeline_and_every_missed_target() -> None
     assert "- out of scope → `refund` (0.90): oos 0" in report
     assert "- `order_id` not extracted: where is #8812" in report
     assert report.endswith("Why sparse won.\n")
+
+
+def test_measurements_survive_the_json_round_trip() -> None:
+    oos = [Prediction("will it rain", "out_of_scope", "order_status", 0.8)]
+    result = CandidateResult(
+        "sparse",
+        "DIET",
+        Timing(100.5, 150.25, 3.5),
+        Scores(0.9, 0.8, 40, oos, 42, ["o5001?"]),
+        9,
+        30,
+    )
+    stored = json.loads(json.dumps(results_to_json([result], "sparse")))
+    assert results_from_json(stored) == ([result], "sparse")

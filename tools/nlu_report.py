@@ -8,6 +8,7 @@ per-message latency as well.
 
     python -m tools.nlu_report summarize results/rasa/nlu       # the numbers of one report
     python -m tools.nlu_report compare                          # train, test, time every candidate
+    python -m tools.nlu_report render                           # the report again, with new notes
     python -m tools.nlu_report latency --model M --nlu tests/nlu  # (in the Rasa venv) parse timings
 """
 
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ ORDER_ID = "order_id"
 HELDOUT_DIR = REPO / "tests" / "nlu"
 TRAINING_DIR = REPO / "data" / "nlu"
 REPORT_PATH = RESULTS / "nlu-pipeline.md"
+DATA_PATH = RESULTS / "nlu-pipeline.json"  # the measurements, to re-render with new notes
+NOTES_PATH = RESULTS / "nlu-pipeline-notes.md"
 
 # The targets of issue 4.
 TARGET_ACCURACY = 0.92
@@ -437,6 +440,36 @@ def summary_text(s: Scores) -> str:
     )
 
 
+def results_to_json(results: list[CandidateResult], adopted: str) -> dict[str, Any]:
+    return {"adopted": adopted, "candidates": [asdict(r) for r in results]}
+
+
+def results_from_json(data: dict[str, Any]) -> tuple[list[CandidateResult], str]:
+    results = []
+    for row in data["candidates"]:
+        stored = row["scores"]
+        results.append(
+            CandidateResult(
+                name=row["name"],
+                description=row["description"],
+                training=Timing(**row["training"]),
+                scores=Scores(
+                    **{**stored, "oos_business": [Prediction(**p) for p in stored["oos_business"]]}
+                ),
+                latency_p50_ms=row["latency_p50_ms"],
+                latency_p95_ms=row["latency_p95_ms"],
+            )
+        )
+    return results, data["adopted"]
+
+
+def write_report(results: list[CandidateResult], adopted: str, notes_path: Path) -> None:
+    notes = notes_path.read_text() if notes_path.exists() else ""
+    DATA_PATH.write_text(json.dumps(results_to_json(results, adopted), indent=2) + "\n")
+    REPORT_PATH.write_text(render_report(results, adopted, notes))
+    print(f"written {REPORT_PATH.relative_to(REPO)} and {DATA_PATH.relative_to(REPO)}")
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 
@@ -510,9 +543,15 @@ def command_compare(args: argparse.Namespace) -> int:
             )
             print(summary_text(result.scores), flush=True)
             results.append(result)
-    notes = args.notes.read_text() if args.notes else ""
-    REPORT_PATH.write_text(render_report(results, adopted, notes))
-    print(f"written {REPORT_PATH.relative_to(REPO)}")
+    write_report(results, adopted, args.notes)
+    return 0
+
+
+def command_render(args: argparse.Namespace) -> int:
+    if not DATA_PATH.exists():
+        raise ReportError(f"{DATA_PATH}: no measurements yet (run `make nlu-report`)")
+    results, adopted = results_from_json(_read_json(DATA_PATH))
+    write_report(results, adopted, args.notes)
     return 0
 
 
@@ -526,8 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     summarize.set_defaults(run=command_summarize)
     compare = commands.add_parser("compare", help="train, test and time every candidate pipeline")
     compare.add_argument("--rasa-python", type=Path, default=RASA_PYTHON)
-    compare.add_argument("--notes", type=Path, help="Markdown appended to the report")
+    compare.add_argument("--notes", type=Path, default=NOTES_PATH, help="Markdown appended")
     compare.set_defaults(run=command_compare)
+    render = commands.add_parser("render", help="rewrite the report from the last measurements")
+    render.add_argument("--notes", type=Path, default=NOTES_PATH, help="Markdown appended")
+    render.set_defaults(run=command_render)
     latency = commands.add_parser("latency", help="parse timings of a model (Rasa venv)")
     latency.add_argument("--model", type=Path, required=True)
     latency.add_argument("--nlu", type=Path, default=HELDOUT_DIR)
