@@ -162,6 +162,11 @@ def test_scores_read_rasa_report_files(tmp_path: Path) -> None:
 def test_a_report_without_predictions_is_refused_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="--successes"):
         predictions(tmp_path)
+    with pytest.raises(ReportError, match=r"intent_report\.json: missing"):
+        scores(tmp_path, threshold=0.6)
+    (tmp_path / "intent_report.json").write_text("{not json")
+    with pytest.raises(ReportError, match=r"intent_report\.json: not valid JSON"):
+        scores(tmp_path, threshold=0.6)
 
 
 def test_examples_lose_their_entity_annotations() -> None:

@@ -99,6 +99,8 @@ class Scores:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ReportError(f"{path}: missing (did `rasa test nlu` finish?)") from error
     except json.JSONDecodeError as error:
         raise ReportError(f"{path}: not valid JSON ({error})") from error
 
