@@ -210,7 +210,8 @@ def test_the_report_marks_the_adopted_pipeline_and_every_missed_target() -> None
         CandidateResult("sparse", "DIET on sparse features", Timing(120, 200, 1.5), good, 8, 12),
         CandidateResult("dense", "DIET with MiniLM", Timing(400, 700, 1.5), bad, 60, 90),
     ]
-    report = render_report(results, adopted="sparse", notes="Why sparse won.")
+    report = render_report(results, "sparse", "Why sparse won.", "2026-11-26 07:36 UTC")
+    assert "Measured 2026-11-26 07:36 UTC" in report
     sparse_row, dense_row = [line for line in report.splitlines() if line.startswith("| ")][1:3]
     assert "**sparse** (adopted)" in sparse_row and "✗" not in sparse_row
     assert "120 s (200 s CPU, load 1.5)" in sparse_row
@@ -231,5 +232,5 @@ def test_measurements_survive_the_json_round_trip() -> None:
         9,
         30,
     )
-    stored = json.loads(json.dumps(results_to_json([result], "sparse")))
-    assert results_from_json(stored) == ([result], "sparse")
+    stored = json.loads(json.dumps(results_to_json([result], "sparse", "2026-11-26 07:36 UTC")))
+    assert results_from_json(stored) == ([result], "sparse", "2026-11-26 07:36 UTC")

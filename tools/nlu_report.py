@@ -377,9 +377,15 @@ def _mark(ok: bool) -> str:
     return "" if ok else " ✗"
 
 
-def render_report(results: list[CandidateResult], adopted: str, notes: str = "") -> str:
+def now_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_report(
+    results: list[CandidateResult], adopted: str, notes: str = "", when: str = ""
+) -> str:
     """results/nlu-pipeline.md: one row per candidate, the adopted one in bold, misses marked ✗."""
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = when or now_utc()
     lines = [
         "# NLU pipeline: sparse features against dense MiniLM features",
         "",
@@ -442,11 +448,11 @@ def summary_text(s: Scores) -> str:
     )
 
 
-def results_to_json(results: list[CandidateResult], adopted: str) -> dict[str, Any]:
-    return {"adopted": adopted, "candidates": [asdict(r) for r in results]}
+def results_to_json(results: list[CandidateResult], adopted: str, when: str) -> dict[str, Any]:
+    return {"measured": when, "adopted": adopted, "candidates": [asdict(r) for r in results]}
 
 
-def results_from_json(data: dict[str, Any]) -> tuple[list[CandidateResult], str]:
+def results_from_json(data: dict[str, Any]) -> tuple[list[CandidateResult], str, str]:
     results = []
     for row in data["candidates"]:
         stored = row["scores"]
@@ -462,13 +468,13 @@ def results_from_json(data: dict[str, Any]) -> tuple[list[CandidateResult], str]
                 latency_p95_ms=row["latency_p95_ms"],
             )
         )
-    return results, data["adopted"]
+    return results, data["adopted"], data["measured"]
 
 
-def write_report(results: list[CandidateResult], adopted: str, notes_path: Path) -> None:
+def write_report(results: list[CandidateResult], adopted: str, notes_path: Path, when: str) -> None:
     notes = notes_path.read_text() if notes_path.exists() else ""
-    DATA_PATH.write_text(json.dumps(results_to_json(results, adopted), indent=2) + "\n")
-    REPORT_PATH.write_text(render_report(results, adopted, notes))
+    DATA_PATH.write_text(json.dumps(results_to_json(results, adopted, when), indent=2) + "\n")
+    REPORT_PATH.write_text(render_report(results, adopted, notes, when))
     print(f"written {REPORT_PATH.relative_to(REPO)} and {DATA_PATH.relative_to(REPO)}")
 
 
@@ -545,15 +551,15 @@ def command_compare(args: argparse.Namespace) -> int:
             )
             print(summary_text(result.scores), flush=True)
             results.append(result)
-    write_report(results, adopted, args.notes)
+    write_report(results, adopted, args.notes, now_utc())
     return 0
 
 
 def command_render(args: argparse.Namespace) -> int:
     if not DATA_PATH.exists():
         raise ReportError(f"{DATA_PATH}: no measurements yet (run `make nlu-report`)")
-    results, adopted = results_from_json(_read_json(DATA_PATH))
-    write_report(results, adopted, args.notes)
+    results, adopted, when = results_from_json(_read_json(DATA_PATH))
+    write_report(results, adopted, args.notes, when)
     return 0
 
 
