@@ -43,7 +43,13 @@ def business_actions() -> set[str]:
     """Every custom action of the domain that serves a business flow."""
     domain = yaml.safe_load((REPO / "domain.yml").read_text())
     return (
-        {name for name in domain["actions"] if not name.startswith("utter_")}
+        {
+            name
+            for entry in domain["actions"]
+            # `- validate_x: {send_domain: true}` entries name their action as the key.
+            for name in (entry if isinstance(entry, dict) else [entry])
+            if not name.startswith("utter_")
+        }
         - NOT_BUSINESS
         - {"action_session_start"}
     )
