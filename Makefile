@@ -8,6 +8,8 @@ RASA := $(RASA_VENV)/bin/rasa
 PY := $(ACTIONS_VENV)/bin/python
 CUSTOMER ?= C-1001
 MAX_HISTORY := 5
+# pytest workers for make test: two, one per core; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -75,7 +77,7 @@ browser:  ## Debian's chromium and chromium-driver for the browser tests (apt-ge
 	@scripts/ensure-chromium
 
 test: venvs webchat browser lint validate train  ## the whole suite: lint, data validation, pytest (SQLite, PostgreSQL, end to end), test stories
-	@$(PY) -m pytest --junitxml=results/junit.xml
+	@$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --junitxml=results/junit.xml
 	@$(MAKE) --no-print-directory test-stories
 
 bench: venvs train  ## turn latency, SQLite and PostgreSQL (results/bench.md); handoff latency (results/bench_handoff.md)

@@ -19,6 +19,20 @@ from sqlalchemy import Engine
 from cdp.db import make_engine, migrate
 from tests.postgres import postgres_database_or_skip
 
+# Folders whose modules share session-scoped servers (tests/e2e/conftest.py's stacks, the
+# channel stack): run on one worker under `make test`'s two (xdist --dist loadgroup), so each
+# stack starts once. Every other module is a group of its own, so module-scoped fixtures
+# (a module's own stack, a CDP API server) start once too.
+SHARED_STACK_FOLDERS = ("e2e", "channels")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.name
+        group = folder if folder in SHARED_STACK_FOLDERS else item.path.stem + "@" + folder
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def cdp_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
