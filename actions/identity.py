@@ -24,6 +24,7 @@ from rasa_sdk import Tracker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from actions.cdp_access import in_cdp_transaction
 from cdp.errors import InvalidIdentifier
 from cdp.identities.models import Identity, IdentityType
 from cdp.identities.service import normalise
@@ -142,3 +143,20 @@ def identified_profile(session: Session, customer_id: str | None) -> Profile | N
         link = CHANNEL_IDENTITY_LINKS.get(kind)
         return profile_by_verified_identity(session, link, value) if link else None
     return load_profile(session, customer_id)
+
+
+def _profile_id(session: Session, ref: str) -> str | None:
+    profile = identified_profile(session, ref)
+    return profile.customer_id if profile is not None else None
+
+
+async def verified_profile_id(tracker: Tracker) -> str | None:
+    """The customer id the writer is proven to be, or None for a visitor, checked in the CDP.
+
+    `verified_customer_id` alone is not enough to tell a visitor: for web and REST it returns
+    the channel identity, which only a verified link (a one-time code) makes a customer.
+    """
+    ref = verified_customer_id(tracker)
+    if ref is None:
+        return None
+    return await in_cdp_transaction(lambda session: _profile_id(session, ref))

@@ -30,7 +30,7 @@ from actions.address import ADDRESS_SLOTS, address_from_slots, save_profile_addr
 from actions.anonymous import tell_anonymous
 from actions.cdp_access import in_cdp_transaction
 from actions.forms import CdpFormValidationAction, FormContext
-from actions.identity import identified_profile, verified_customer_id
+from actions.identity import identified_profile, verified_customer_id, verified_profile_id
 from actions.order_lookup import Answer, Found, look_up_order, request_key, typed_order_ref
 from actions.repeat_order import OrderView
 from cdp.catalogue.errors import AmbiguousProduct, ProductNotFound
@@ -259,7 +259,7 @@ class ActionProposeOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        customer_id = verified_customer_id(tracker)
+        customer_id = await verified_profile_id(tracker)
         slots = dict(tracker.slots)
         proposal = await in_cdp_transaction(
             lambda session: propose_order(session, customer_id, slots)
@@ -311,7 +311,7 @@ class ActionPlaceOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        customer_id = verified_customer_id(tracker)
+        customer_id = await verified_profile_id(tracker)
         if customer_id is None:
             tell_anonymous(dispatcher)
             return _clear_order_slots()

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.identity import verified_customer_id
+from actions.identity import verified_profile_id
 from cdp.errors import InvalidIdentifier
 from cdp.identities.models import IdentityType
 from cdp.identities.service import normalise
@@ -91,7 +91,7 @@ class CustomerFormValidation(FormValidationAction, ABC):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        if self.needs_verified_customer and verified_customer_id(tracker) is None:
+        if self.needs_verified_customer and await verified_profile_id(tracker) is None:
             return []
         return await self.required_for_customer(domain_slots, tracker)
 

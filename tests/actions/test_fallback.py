@@ -73,6 +73,11 @@ def test_every_proposable_intent_has_a_question_with_yes_and_no() -> None:
         "out_of_scope",
         "handoff_followup",
         "faq",  # one question per topic instead, checked below
+        # Answers to a question the bot asked (a contact, a code, a rating), never a request
+        # of their own: "did you mean..." never proposes them.
+        "inform_contact",
+        "inform_code",
+        "rate",
     }
     for intent in proposable:
         buttons = RESPONSES[f"utter_ask_{intent}"][0]["buttons"]
