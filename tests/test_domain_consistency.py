@@ -17,17 +17,16 @@ from rasa_sdk.forms import ValidationAction
 
 import actions
 from tools.paths import REPO
-from tools.validate_data import responses_asked_by_forms, responses_sent_by_actions
+from tools.validate_data import (
+    domain_action_names,
+    responses_asked_by_forms,
+    responses_sent_by_actions,
+)
 
 DOMAIN = yaml.safe_load((REPO / "domain.yml").read_text())
 ENDPOINTS = yaml.safe_load((REPO / "endpoints.yml").read_text())
 # Rasa reads data/ recursively (data/rules/, data/stories/, data/nlu/).
 STORY_TEXT = "\n".join(p.read_text() for p in sorted((REPO / "data").rglob("*.yml")))
-
-
-def domain_action_names() -> set[str]:
-    """Action names listed in the domain, plain or with options (`- name: {send_domain: true}`)."""
-    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in DOMAIN["actions"]}
 
 
 def actions_sent_the_domain() -> set[str]:
@@ -57,7 +56,7 @@ def test_every_response_an_action_sends_is_in_the_domain() -> None:
 
 
 def test_domain_actions_and_action_classes_match() -> None:
-    assert domain_action_names() == set(action_classes())
+    assert domain_action_names(DOMAIN) == set(action_classes())
 
 
 def test_rasa_sends_the_domain_exactly_to_the_form_validations() -> None:

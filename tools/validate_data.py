@@ -53,6 +53,11 @@ def responses_sent_by_actions(actions_dir: Path = REPO / "actions") -> set[str]:
     }
 
 
+def domain_action_names(domain: dict) -> set[str]:
+    """Action names a loaded domain lists, plain or with options (`- name: {send_domain: true}`)."""
+    return {next(iter(entry)) if isinstance(entry, dict) else entry for entry in domain["actions"]}
+
+
 def responses_asked_by_forms(domain_file: Path = REPO / "domain.yml") -> set[str]:
     """`utter_ask_<slot>` and `utter_ask_<form>_<slot>` of every form's required slots: Rasa's
     FormAction sends them, yet `rasa data validate` counts them as unused."""

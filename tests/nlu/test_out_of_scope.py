@@ -8,15 +8,15 @@ writes a customer's orders, profile or payments.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.rasa_venv import run_in_rasa_venv
 from tools.paths import RASA_PYTHON, REPO
 from tools.training import train
+from tools.validate_data import domain_action_names
 
 # What the bot may do with an off-topic message.
 ALLOWED = {
@@ -43,13 +43,7 @@ def business_actions() -> set[str]:
     """Every custom action of the domain that serves a business flow."""
     domain = yaml.safe_load((REPO / "domain.yml").read_text())
     return (
-        {
-            name
-            for entry in domain["actions"]
-            # `- validate_x: {send_domain: true}` entries name their action as the key.
-            for name in (entry if isinstance(entry, dict) else [entry])
-            if not name.startswith("utter_")
-        }
+        {name for name in domain_action_names(domain) if not name.startswith("utter_")}
         - NOT_BUSINESS
         - {"action_session_start"}
     )
@@ -59,16 +53,7 @@ def business_actions() -> set[str]:
 def turns() -> dict:
     if not RASA_PYTHON.exists():
         pytest.skip("the Rasa venv is not installed")
-    model = train()
-    result = subprocess.run(
-        [str(RASA_PYTHON), str(Path(__file__).with_name("check_out_of_scope.py")), str(model)],
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "RASA_TELEMETRY_ENABLED": "false"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_in_rasa_venv(Path(__file__).with_name("check_out_of_scope.py"), str(train()))
 
 
 def test_there_are_business_actions_to_guard_against() -> None:

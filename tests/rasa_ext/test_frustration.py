@@ -7,14 +7,13 @@ component and policy that apply them are checked inside the Rasa venv with the t
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from rasa_ext.frustration_signals import LISTEN, OFFER, assess, next_step
-from tools.paths import RASA_PYTHON, REPO
+from tests.rasa_venv import run_in_rasa_venv
+from tools.paths import RASA_PYTHON
 from tools.training import train
 
 NO_OFFER = frozenset({"human_handoff", "handoff_followup"})
@@ -103,16 +102,7 @@ def test_no_offer(overrides: dict) -> None:
 def model_report() -> dict:
     if not RASA_PYTHON.exists():
         pytest.skip("the Rasa venv is not installed")
-    model = train()
-    result = subprocess.run(
-        [str(RASA_PYTHON), str(Path(__file__).with_name("check_frustration.py")), str(model)],
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "RASA_TELEMETRY_ENABLED": "false"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_in_rasa_venv(Path(__file__).with_name("check_frustration.py"), str(train()))
 
 
 def test_the_trained_pipeline_marks_frustration_and_keeps_the_intent(model_report: dict) -> None:

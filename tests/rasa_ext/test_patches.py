@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.postgres import postgres_database_or_skip
+from tests.rasa_venv import run_in_rasa_venv as run_in_venv
 from tools.databases import for_rasa
-from tools.paths import RASA_PYTHON, REPO
+from tools.paths import RASA_PYTHON
 from tools.training import train
 
 pytestmark = pytest.mark.skipif(not RASA_PYTHON.exists(), reason="the Rasa venv is not installed")
 
 
 def run_in_rasa_venv(script: str, *args: str) -> dict:
-    """Run a check script of this folder with the Rasa venv; it prints one JSON line last."""
-    result = subprocess.run(
-        [str(RASA_PYTHON), str(Path(__file__).with_name(script)), *args],
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "RASA_TELEMETRY_ENABLED": "false"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """Run a check script of this folder with the Rasa venv."""
+    return run_in_venv(Path(__file__).with_name(script), *args)
 
 
 @pytest.fixture(scope="module")
