@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from tests.rasa_venv import run_in_rasa_venv
 from tools.paths import RASA_BIN, REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 PLACEHOLDER = re.compile(r"\$\{(\w+)")
 SECRETS = {
-    "RASA_API_TOKEN": "t0ken",
+    "RASA_API_TOKEN": "-t0ken",  # a leading dash, as one random token in 64 has
     "POSTGRES_PASSWORD": "pw",
     "CDP_IDENTITY_SECRET": "s3cret",
     "CDP_ERASURE_KEY": "3rasure-key-0123456789",
@@ -90,15 +91,22 @@ def test_the_action_server_gets_the_settings_the_code_reads() -> None:
     assert SERVICES["cdp-migrate"]["entrypoint"][-3:] == ["-m", "cdp", "init"]
 
 
-def test_rasa_serves_the_mounted_files_with_the_api_behind_a_token() -> None:
-    rasa = SERVICES["rasa"]
-    command = [resolved(str(part)) for part in rasa["command"]]
-    mounts = {m.split(":")[1]: m.split(":")[0] for m in rasa["volumes"]}
-    for flag in ("--credentials", "--endpoints", "--model"):
-        target = command[command.index(flag) + 1]
-        assert (REPO / mounts[target]).resolve().relative_to(REPO)
-    assert command[command.index("--auth-token") + 1] == SECRETS["RASA_API_TOKEN"]
-    assert "--enable-api" in command
+@pytest.fixture(scope="module")
+def rasa_arguments() -> dict[str, Any]:
+    """The rasa service's command as Rasa's own argument parser reads it."""
+    command = [resolved(str(part)) for part in SERVICES["rasa"]["command"]]
+    return run_in_rasa_venv(REPO / "tests" / "check_rasa_arguments.py", *command)
+
+
+def test_rasa_serves_the_mounted_files_with_the_api_behind_a_token(
+    rasa_arguments: dict[str, Any],
+) -> None:
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["rasa"]["volumes"]}
+    for name in ("credentials", "endpoints", "model"):
+        assert (REPO / mounts[rasa_arguments[name]]).resolve().relative_to(REPO)
+    assert rasa_arguments["auth_token"] == SECRETS["RASA_API_TOKEN"]
+    assert rasa_arguments["enable_api"] is True
+    assert rasa_arguments["port"] == 5005
 
 
 def test_rasa_runs_with_the_project_patches() -> None:
@@ -147,8 +155,8 @@ def test_rasa_reads_endpoints_with_the_compose_environment() -> None:
 def _mounted_credentials() -> Path:
     rasa = SERVICES["rasa"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in rasa["volumes"]}
-    command = [str(part) for part in rasa["command"]]
-    return REPO / mounts[command[command.index("--credentials") + 1]]
+    (credentials,) = [p.split("=", 1)[1] for p in rasa["command"] if p.startswith("--credentials=")]
+    return REPO / mounts[credentials]
 
 
 def test_production_runs_every_channel_but_rest() -> None:
@@ -208,9 +216,8 @@ def test_the_agent_console_service() -> None:
     assert SERVICES["console"]["ports"] == [f"{port}:{port}"]
     assert console["CONSOLE_HOST"] == "0.0.0.0"
     assert console["RASA_URL"] == "http://rasa:5005"
-    rasa_command = SERVICES["rasa"]["command"]
-    rasa_token = resolved(rasa_command[rasa_command.index("--auth-token") + 1])
-    assert console["RASA_API_TOKEN"] == rasa_token
+    (rasa_token,) = [p for p in SERVICES["rasa"]["command"] if p.startswith("--auth-token=")]
+    assert console["RASA_API_TOKEN"] == resolved(rasa_token.split("=", 1)[1])
     for caller in ("rasa", "action-server"):
         assert environment(caller)["HANDOFF_CONSOLE_URL"] == f"http://console:{port}"
         assert environment(caller)["HANDOFF_CONSOLE_TOKEN"] == console["HANDOFF_CONSOLE_TOKEN"]

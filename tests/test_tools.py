@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.rasa_venv import run_in_rasa_venv
 from tools.check_junit import check
+from tools.paths import REPO
+from tools.stack import isolated_settings, rasa_command
 from tools.training import fingerprint
 from tools.validate_data import responses_asked_by_forms, unexpected_warnings
 
@@ -83,3 +87,21 @@ def test_junit_guard_refuses_any_skip(tmp_path: Path) -> None:
         ),
     )
     assert check(report, ["postgresql"]) == ["skipped: t::test_b[sqlite]: why"]
+
+
+def test_rasa_reads_a_token_that_begins_with_a_dash(tmp_path: Path) -> None:
+    """One random token in 64 begins with "-"; as a separate argument Rasa took it for a flag and
+    exited with code 2, which failed a CI run."""
+    settings = isolated_settings(tmp_path / "model.tar.gz", "sqlite://", "sqlite://", tmp_path)
+    settings = replace(settings, api_token="-starts-with-a-dash")
+    command = rasa_command(settings)
+    read = run_in_rasa_venv(REPO / "tests" / "check_rasa_arguments.py", *command[3:])
+    assert read == {
+        "auth_token": "-starts-with-a-dash",
+        "port": settings.rasa_port,
+        "cors": ["*"],
+        "model": str(tmp_path / "model.tar.gz"),
+        "credentials": "credentials.yml",
+        "endpoints": "endpoints.yml",
+        "enable_api": True,
+    }

@@ -233,31 +233,27 @@ def start_action_server(settings: StackSettings, timeout: float = 60) -> Running
     return server
 
 
+def rasa_command(settings: StackSettings) -> list[str]:
+    """`rasa run` for these settings. Values go as `--flag=value`: a random token may begin with
+    "-", which argparse would otherwise read as the next flag (Rasa exits with code 2)."""
+    # rasa_ext: Rasa's CLI with the fixes of rasa_ext/patches.py applied.
+    return [
+        str(RASA_PYTHON),
+        "-m",
+        "rasa_ext",
+        "run",
+        f"--model={settings.model}",
+        "--enable-api",
+        f"--auth-token={settings.api_token}",
+        "--cors=*",
+        f"--port={settings.rasa_port}",
+        "--credentials=credentials.yml",
+        "--endpoints=endpoints.yml",
+    ]
+
+
 def start_rasa(settings: StackSettings, timeout: float = 600) -> RunningServer:
-    server = _start(
-        "rasa",
-        # rasa_ext: Rasa's CLI with the fixes of rasa_ext/patches.py applied.
-        [
-            str(RASA_PYTHON),
-            "-m",
-            "rasa_ext",
-            "run",
-            "--model",
-            str(settings.model),
-            "--enable-api",
-            "--auth-token",
-            settings.api_token,
-            "--cors",
-            "*",
-            "--port",
-            str(settings.rasa_port),
-            "--credentials",
-            "credentials.yml",
-            "--endpoints",
-            "endpoints.yml",
-        ],
-        settings,
-    )
+    server = _start("rasa", rasa_command(settings), settings)
     _wait_until_ready(server, f"{settings.rasa_url}/status?token={settings.api_token}", timeout)
     return server
 

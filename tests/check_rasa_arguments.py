@@ -1,0 +1,13 @@
+"""Parse a `rasa run` command line with Rasa's own argument parser (run in the Rasa venv).
+
+Arguments: the command's arguments after `python -m rasa_ext`. Prints what Rasa read as JSON."""
+
+import json
+import sys
+
+from rasa.__main__ import create_argument_parser
+
+if __name__ == "__main__":
+    arguments = create_argument_parser().parse_args(sys.argv[1:])
+    read = {name: getattr(arguments, name) for name in ("auth_token", "port", "cors", "model", "credentials", "endpoints", "enable_api")}
+    print(json.dumps(read))
