@@ -9,5 +9,6 @@ from rasa.__main__ import create_argument_parser
 
 if __name__ == "__main__":
     arguments = create_argument_parser().parse_args(sys.argv[1:])
-    read = {name: getattr(arguments, name) for name in ("auth_token", "port", "cors", "model", "credentials", "endpoints", "enable_api")}
+    names = ("auth_token", "port", "cors", "model", "credentials", "endpoints", "enable_api")
+    read = {name: getattr(arguments, name) for name in names}
     print(json.dumps(read))
