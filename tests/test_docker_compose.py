@@ -91,6 +91,17 @@ def test_the_action_server_gets_the_settings_the_code_reads() -> None:
     assert SERVICES["cdp-migrate"]["entrypoint"][-3:] == ["-m", "cdp", "init"]
 
 
+def test_the_action_server_can_send_verification_codes() -> None:
+    """Every variable the code senders read reaches the action server, outbox by default."""
+    env = environment("action-server")
+    senders = (REPO / "cdp" / "verification" / "senders.py").read_text()
+    read = set(re.findall(r'"((?:SMTP|TWILIO|VERIFICATION)_[A-Z_]+)"', senders)) - {
+        "TWILIO_API_URL"  # Twilio's own URL unless a test points it elsewhere
+    }
+    assert read <= set(env), read - set(env)
+    assert env["VERIFICATION_SMS_SENDER"] == env["VERIFICATION_EMAIL_SENDER"] == "outbox"
+
+
 @pytest.fixture(scope="module")
 def rasa_arguments() -> dict[str, Any]:
     """The rasa service's command as Rasa's own argument parser reads it."""
