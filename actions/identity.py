@@ -25,13 +25,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions.cdp_access import in_cdp_transaction
+from cdp.clock import utcnow
 from cdp.errors import InvalidIdentifier
 from cdp.identities.models import Identity, IdentityType
 from cdp.identities.service import normalise
 from cdp.identity_token import identity_secret, verify_token
 from cdp.profiles.models import Profile
 from cdp.profiles.service import load_profile
-from cdp.verification.service import CHANNEL_IDENTITY_LINKS, Requester
+from cdp.verification.service import (
+    CHANNEL_IDENTITY_LINKS,
+    SESSION_LINK_TYPES,
+    Requester,
+    session_link_lifetime,
+)
 
 TOKEN_METADATA_KEY = "customer_token"
 CHANNEL_IDENTITY_KEY = "channel_identity"
@@ -118,12 +124,13 @@ def verified_customer_id(tracker: Tracker, *, at_session_start: bool = False) ->
 def profile_by_verified_identity(
     session: Session, identity_type: IdentityType, value: str
 ) -> Profile | None:
-    """The profile owning this identifier through a verified link; None if unverified."""
+    """The profile owning this identifier through a verified link; None if unverified, or if
+    it is a code-linked session whose code is older than VERIFIED_SESSION_DAYS."""
     try:
         normalised = normalise(identity_type, value)
     except InvalidIdentifier:
         return None
-    return session.scalar(
+    query = (
         select(Profile)
         .join(Identity, Identity.customer_id == Profile.customer_id)
         .where(
@@ -132,6 +139,9 @@ def profile_by_verified_identity(
             Identity.verified.is_(True),
         )
     )
+    if identity_type in SESSION_LINK_TYPES:
+        query = query.where(Identity.verified_at >= utcnow() - session_link_lifetime())
+    return session.scalar(query)
 
 
 def identified_profile(session: Session, customer_id: str | None) -> Profile | None:

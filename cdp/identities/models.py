@@ -53,3 +53,6 @@ class Identity(Base):
     verified: Mapped[bool] = mapped_column(default=False)
     source: Mapped[IdentitySource] = mapped_column(string_enum(IdentitySource, "identity_source"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the customer last proved it in a conversation (a one-time code, a verified link);
+    # a code-linked web or REST session counts only for VERIFIED_SESSION_DAYS after it.
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)

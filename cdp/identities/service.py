@@ -6,8 +6,9 @@ Identifiers are stored normalised, so the same phone typed two ways finds the sa
 import base64
 import re
 import secrets
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -110,6 +111,19 @@ def find_profile_by_identity(
         select(Profile)
         .join(Identity, Identity.customer_id == Profile.customer_id)
         .where(Identity.type == kind, Identity.value == normalised)
+    )
+
+
+def mark_proven(
+    session: Session, identity_type: IdentityType, normalised: str, at: datetime | None = None
+) -> None:
+    """Record that the customer has just proven this identifier again (a code, a signed
+    channel): a code-linked session counts from this moment (VERIFIED_SESSION_DAYS)."""
+    session.execute(
+        update(Identity)
+        .where(Identity.type == identity_type, Identity.value == normalised)
+        .values(verified_at=at or utcnow())
+        .execution_options(synchronize_session="fetch")
     )
 
 

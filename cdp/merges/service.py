@@ -39,6 +39,7 @@ from cdp.identities.models import Identity, IdentitySource, IdentityType
 from cdp.identities.service import (
     canonical_profile,
     link_identity,
+    mark_proven,
     normalise,
     parse_identity_type,
 )
@@ -113,6 +114,7 @@ def link_verified_identity(
     )
     if owner_id is None or owner_id == customer_id:
         change = link_identity(session, customer_id, kind, normalised, True, source)
+        mark_proven(session, kind, normalised)
         return LinkResult(change, customer_id)
     owner = session.get(Profile, owner_id)
     assert owner is not None  # the foreign key guarantees it
@@ -327,7 +329,10 @@ def _verify(session: Session, verify: tuple[IdentityType, str] | None) -> list[l
     identity = session.scalar(
         select(Identity).where(Identity.type == kind, Identity.value == value)
     )
-    if identity is None or identity.verified:
+    if identity is None:
+        return []
+    identity.verified_at = utcnow()  # just proven, whether or not it was verified before
+    if identity.verified:
         return []
     identity.verified = True
     return [[identity.id, False]]

@@ -36,6 +36,7 @@ from cdp.identities.service import (
     canonical_profile,
     find_profile_by_identity,
     link_identity,
+    mark_proven,
     normalise,
 )
 from cdp.identity_token import IDENTITY_SECRET_ENV
@@ -69,6 +70,12 @@ DEFAULT_MESSAGE = (
 )
 MIN_KEY_LENGTH = 16
 SEND_WINDOW = timedelta(hours=1)
+SESSION_DAYS_ENV = "VERIFIED_SESSION_DAYS"
+DEFAULT_SESSION_DAYS = 30
+# Conversation ids that no channel proves (a browser's chat session, a REST sender): a code
+# links them to a profile for VERIFIED_SESSION_DAYS only, so a browser left signed in on a
+# shared computer does not serve its owner's data forever.
+SESSION_LINK_TYPES = frozenset({IdentityType.SOCKETIO_SENDER, IdentityType.REST_SENDER})
 
 
 class VerificationMisconfigured(CdpError):
@@ -128,6 +135,11 @@ def _positive_int(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise VerificationMisconfigured(f"{name} must be a positive whole number, got {raw!r}")
     return int(raw)
+
+
+def session_link_lifetime() -> timedelta:
+    """How long a code-linked session stays linked (VERIFIED_SESSION_DAYS, default 30)."""
+    return timedelta(days=_positive_int(SESSION_DAYS_ENV, DEFAULT_SESSION_DAYS))
 
 
 def _code_key() -> bytes:
@@ -352,6 +364,7 @@ def _verify(
                 source=IdentitySource.CONVERSATION,
                 allow_erased=True,
             )
+            mark_proven(session, requester.identity_type, requester.value, now)
     except IdentityConflict:
         session.execute(
             update(VerificationCode)

@@ -33,7 +33,7 @@ def test_migrate_reaches_head_and_is_idempotent(cdp_url: str) -> None:
         assert current_revision(engine) is None
         migrate(engine)
         migrate(engine)
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision() == "0006"
         assert set(inspect(engine).get_table_names()) >= TABLES
     finally:
         engine.dispose()

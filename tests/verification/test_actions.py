@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from actions import cdp_access
 from actions.human import ActionContactHuman
@@ -23,8 +24,10 @@ from actions.verification import (
     find_contact,
     masked_contact,
 )
+from cdp.clock import utcnow
 from cdp.db import transaction
 from cdp.handoff.service import open_handoff
+from cdp.identities.models import Identity, IdentityType
 from cdp.orders.models import Order
 from cdp.verification.models import TargetType
 from cdp.verification.senders import outbox_messages
@@ -303,3 +306,47 @@ def test_masks_and_codes() -> None:
     assert masked_contact(TargetType.PHONE, "+15551230001") == "the number ending in 0001"
     assert find_code("my code is 123 456.") == "123 456"
     assert find_code("1234567") == "1234567"
+
+
+def _proven_days_ago(engine: Engine, kind: IdentityType, value: str, days: int) -> None:
+    with transaction(engine) as session:
+        session.execute(
+            update(Identity)
+            .where(Identity.type == kind, Identity.value == value)
+            .values(verified_at=utcnow() - timedelta(days=days))
+        )
+
+
+async def test_a_code_linked_web_session_lasts_verified_session_days(
+    demo_cdp: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser left signed in on a shared computer stops serving its owner's data; a new
+    code links it again. Channels that prove the sender (Messenger, SMS) never expire."""
+    session_id = "5e1b7c9d0a2f4e6b8c1d3f5a7b9c0e2d"
+    chat = Conversation(session_id, "socketio_session", "socketio")
+    await chat.say("verify me", "verify_identity")
+    await chat.say(ANA_EMAIL, "inform_contact")
+    assert responses(await chat.say(outbox_code(demo_cdp, ANA_EMAIL))) == [
+        "utter_verification_done"
+    ]
+    assert (await chat.propose_repeat())["response"] == "utter_confirm_repeat_order"
+
+    _proven_days_ago(demo_cdp, IdentityType.SOCKETIO_SENDER, session_id, 29)
+    assert (await chat.propose_repeat())["response"] == "utter_confirm_repeat_order"
+    _proven_days_ago(demo_cdp, IdentityType.SOCKETIO_SENDER, session_id, 31)
+    assert (await chat.propose_repeat())["response"] == "utter_repeat_order_anonymous"
+    monkeypatch.setenv("VERIFIED_SESSION_DAYS", "45")
+    assert (await chat.propose_repeat())["response"] == "utter_confirm_repeat_order"
+    monkeypatch.delenv("VERIFIED_SESSION_DAYS")
+
+    # Expired, the session is asked to verify again; the new code counts from now.
+    chat.slots, chat.active = {}, False
+    said = await chat.say("verify me", "verify_identity")
+    assert responses(said) == ["ask:verification_contact"]
+    await chat.say(ANA_EMAIL, "inform_contact")
+    await chat.say(outbox_code(demo_cdp, ANA_EMAIL))
+    assert (await chat.propose_repeat())["response"] == "utter_confirm_repeat_order"
+
+    marcus = Conversation(MARCUS_PSID, "messenger_psid", "facebook")
+    _proven_days_ago(demo_cdp, IdentityType.MESSENGER_PSID, MARCUS_PSID, 400)
+    assert (await marcus.propose_repeat())["response"] == "utter_confirm_repeat_order"
