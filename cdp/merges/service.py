@@ -242,11 +242,14 @@ def unmerge(session: Session, merge_id: int, actor: str = SYSTEM_ACTOR) -> Profi
                 .values({owner.key: record.merged_id}),
                 execution_options={"synchronize_session": "fetch"},
             )
-    for identity_id, verified in record.moved.get("identities", []) + record.moved.get(
+    for identity_id, verified, *proven in record.moved.get("identities", []) + record.moved.get(
         "verified", []
     ):
+        values: dict[str, Any] = {"verified": verified}
+        if proven:  # merges recorded before verified_at existed have no third item
+            values["verified_at"] = parse_timestamp(proven[0]) if proven[0] else None
         session.execute(
-            update(Identity).where(Identity.id == identity_id).values(verified=verified),
+            update(Identity).where(Identity.id == identity_id).values(values),
             execution_options={"synchronize_session": "fetch"},
         )
     _restore(session, survivor, record.survivor_before)
@@ -331,11 +334,15 @@ def _verify(session: Session, verify: tuple[IdentityType, str] | None) -> list[l
     )
     if identity is None:
         return []
-    identity.verified_at = utcnow()  # just proven, whether or not it was verified before
-    if identity.verified:
-        return []
+    # [id, verified, verified_at] as they were, for unmerge to put back.
+    before = [identity.id, identity.verified, _iso_or_none(identity.verified_at)]
     identity.verified = True
-    return [[identity.id, False]]
+    identity.verified_at = utcnow()  # just proven, whether or not it was verified before
+    return [before]
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return isoformat_z(moment) if moment is not None else None
 
 
 def _standard_value(profile: Profile, name: str) -> Any:
