@@ -263,20 +263,17 @@ class SmtpEmailSender:
 
 
 def sender_for(target_type: TargetType, engine: Engine) -> CodeSender:
-    """The sender configured for this kind of target."""
+    """The sender configured for this kind of target: the outbox unless a provider is chosen."""
     if target_type is TargetType.PHONE:
-        choice = os.environ.get(SMS_SENDER_ENV, "").strip() or "outbox"
-        if choice == "twilio":
-            return TwilioSmsSender.from_env()
-        if choice == "outbox":
-            return OutboxSender(engine)
-        raise SenderMisconfigured(f"{SMS_SENDER_ENV} must be outbox or twilio, got {choice!r}")
-    choice = os.environ.get(EMAIL_SENDER_ENV, "").strip() or "outbox"
-    if choice == "smtp":
-        return SmtpEmailSender.from_env()
+        variable, provider, make = SMS_SENDER_ENV, "twilio", TwilioSmsSender.from_env
+    else:
+        variable, provider, make = EMAIL_SENDER_ENV, "smtp", SmtpEmailSender.from_env
+    choice = os.environ.get(variable, "").strip() or "outbox"
+    if choice == provider:
+        return make()
     if choice == "outbox":
         return OutboxSender(engine)
-    raise SenderMisconfigured(f"{EMAIL_SENDER_ENV} must be outbox or smtp, got {choice!r}")
+    raise SenderMisconfigured(f"{variable} must be outbox or {provider}, got {choice!r}")
 
 
 def outbox_messages(session: Session, recipient: str | None = None) -> list[OutboxMessage]:

@@ -151,34 +151,31 @@ def test_the_code_email_reaches_the_server_with_its_headers(plain_server: MailSe
     assert email.get_payload(decode=True).decode().strip() == "Your code is 123456."
 
 
+def _starttls_sender(
+    server: MailServer, certificate: tuple[Path, Path], password: str
+) -> SmtpEmailSender:
+    return SmtpEmailSender(
+        "127.0.0.1",
+        server.port,
+        FROM,
+        username=USER,
+        password=password,
+        ca_file=str(certificate[0]),
+    )
+
+
 def test_starttls_with_a_private_ca_and_a_login(
     starttls_server: MailServer, certificate: tuple[Path, Path]
 ) -> None:
-    sender = SmtpEmailSender(
-        "127.0.0.1",
-        starttls_server.port,
-        FROM,
-        username=USER,
-        password=PASSWORD,
-        ca_file=str(certificate[0]),
-    )
-    sender.send(MESSAGE)
+    _starttls_sender(starttls_server, certificate, PASSWORD).send(MESSAGE)
     assert len(starttls_server.handler.delivered) == 1
 
 
 def test_a_wrong_password_is_refused_at_once(
     starttls_server: MailServer, certificate: tuple[Path, Path]
 ) -> None:
-    sender = SmtpEmailSender(
-        "127.0.0.1",
-        starttls_server.port,
-        FROM,
-        username=USER,
-        password="wrong",
-        ca_file=str(certificate[0]),
-    )
     with pytest.raises(DeliveryFailed, match="535"):
-        sender.send(MESSAGE)
+        _starttls_sender(starttls_server, certificate, "wrong").send(MESSAGE)
     assert starttls_server.handler.delivered == []
 
 
