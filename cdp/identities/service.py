@@ -6,8 +6,9 @@ Identifiers are stored normalised, so the same phone typed two ways finds the sa
 import base64
 import re
 import secrets
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -106,10 +107,19 @@ def find_profile_by_identity(
     """
     kind = parse_identity_type(identity_type)
     normalised = normalise(kind, value)
-    return session.scalar(
+    return session.scalars(
+        _profile_by_identity_statement(), {"type": kind, "value": normalised}
+    ).first()
+
+
+@cache
+def _profile_by_identity_statement() -> Select[tuple[Profile]]:
+    # Built once: SQLAlchemy reuses its cache key and compiled SQL on every lookup (the
+    # first read of nearly every bot turn).
+    return (
         select(Profile)
         .join(Identity, Identity.customer_id == Profile.customer_id)
-        .where(Identity.type == kind, Identity.value == normalised)
+        .where(Identity.type == bindparam("type"), Identity.value == bindparam("value"))
     )
 
 
@@ -161,12 +171,15 @@ def link_identity(
 
 def list_identities(session: Session, customer_id: str) -> list[Identity]:
     """A profile's identifiers, ordered by type then value."""
-    return list(
-        session.scalars(
-            select(Identity)
-            .where(Identity.customer_id == customer_id)
-            .order_by(Identity.type, Identity.value)
-        )
+    return list(session.scalars(_identities_statement(), {"customer_id": customer_id}))
+
+
+@cache
+def _identities_statement() -> Select[tuple[Identity]]:
+    return (
+        select(Identity)
+        .where(Identity.customer_id == bindparam("customer_id"))
+        .order_by(Identity.type, Identity.value)
     )
 
 
