@@ -287,7 +287,8 @@ def apply_order_change(
     definitions: ComputedDefinitions | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Update aggregates for an order written in this transaction (before/after snapshots)."""
+    """Update aggregates for an order written in this transaction (before/after snapshots;
+    `after` may also hold the facts of events recorded with it, one update for all)."""
     _apply(
         session,
         customer_id,

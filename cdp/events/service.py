@@ -13,14 +13,15 @@ from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
 
 
-def record_event(session: Session, incoming: EventIn) -> bool:
+def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool = True) -> bool:
     """Store the event; False when its event_id is already stored (a redelivery).
 
     A redelivery is ignored even if its content differs: the first delivery wins. The
     insert uses ON CONFLICT DO NOTHING, so two concurrent deliveries can't both fail or
     both land. A stored event updates the computed attributes in the same transaction.
     The profile's aggregate lock is taken first and doubles as the existence check (one
-    round trip instead of two).
+    round trip instead of two). With update_aggregates=False the caller applies the event's
+    fact itself, with the other facts of its write (one aggregate update for all).
     """
     if not lock_profile(session, incoming.customer_id):
         raise ProfileNotFound(incoming.customer_id)
@@ -35,7 +36,8 @@ def record_event(session: Session, incoming: EventIn) -> bool:
     statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
     if session.connection().execute(statement, values).first() is None:
         return False
-    apply_event(session, incoming)
+    if update_aggregates:
+        apply_event(session, incoming)
     return True
 
 
