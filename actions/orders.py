@@ -30,7 +30,7 @@ from actions.address import ADDRESS_SLOTS, address_from_slots, save_profile_addr
 from actions.anonymous import tell_anonymous
 from actions.cdp_access import in_cdp_transaction
 from actions.forms import CdpFormValidationAction, FormContext
-from actions.identity import identified_profile, verified_customer_id, verified_profile_id
+from actions.identity import identified_profile, verified_customer_id
 from actions.order_lookup import Answer, Found, look_up_order, request_key, typed_order_ref
 from actions.repeat_order import OrderView
 from cdp.catalogue.errors import AmbiguousProduct, ProductNotFound
@@ -222,26 +222,41 @@ class OrderProposal:
     delivery_address: str
 
 
+@dataclass(frozen=True)
+class ProposalOutcome:
+    """What proposing found: `anonymous` (the writer is not verified), `unavailable` (an
+    unusable answer) or `ready` with the proposal."""
+
+    outcome: str
+    proposal: OrderProposal | None = None
+
+
 def propose_order(
     session: Session, customer_id: str | None, slots: dict[str, Any]
-) -> OrderProposal | None:
-    """The order the form's answers describe; None for a visitor or an unusable answer."""
+) -> ProposalOutcome:
+    """The order the form's answers describe, for the writer `verified_customer_id` named;
+    the profile is looked up here, in the same transaction as the product."""
     profile = identified_profile(session, customer_id)
-    if profile is None or not slots.get(PRODUCT_SLOT) or not slots.get(QUANTITY_SLOT):
-        return None
+    if profile is None:
+        return ProposalOutcome("anonymous")
+    if not slots.get(PRODUCT_SLOT) or not slots.get(QUANTITY_SLOT):
+        return ProposalOutcome("unavailable")
     try:
         product: Product = find_product(session, slots[PRODUCT_SLOT]).product
         quantity = parse_quantity(slots[QUANTITY_SLOT])
     except CdpError:
-        return None
+        return ProposalOutcome("unavailable")
     ship_to = address_from_slots(slots) or profile.address
-    return OrderProposal(
-        sku=product.sku,
-        product=product.name,
-        quantity=quantity,
-        unit_price=formatting.money(product.price, product.currency),
-        total=formatting.money(product.price * Decimal(quantity), product.currency),
-        delivery_address=formatting.address(ship_to) or "the address on your account",
+    return ProposalOutcome(
+        "ready",
+        OrderProposal(
+            sku=product.sku,
+            product=product.name,
+            quantity=quantity,
+            unit_price=formatting.money(product.price, product.currency),
+            total=formatting.money(product.price * Decimal(quantity), product.currency),
+            delivery_address=formatting.address(ship_to) or "the address on your account",
+        ),
     )
 
 
@@ -259,13 +274,12 @@ class ActionProposeOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        customer_id = await verified_profile_id(tracker)
+        customer_id = verified_customer_id(tracker)
         slots = dict(tracker.slots)
-        proposal = await in_cdp_transaction(
-            lambda session: propose_order(session, customer_id, slots)
-        )
-        if customer_id is None or proposal is None:
-            if customer_id is None:
+        found = await in_cdp_transaction(lambda session: propose_order(session, customer_id, slots))
+        proposal = found.proposal
+        if proposal is None:
+            if found.outcome == "anonymous":
                 tell_anonymous(dispatcher)
             else:
                 dispatcher.utter_message(response="utter_order_unavailable")
@@ -281,25 +295,37 @@ class ActionProposeOrder(Action):
         return [SlotSet(ORDER_PENDING_SLOT, proposal.sku)]
 
 
+@dataclass(frozen=True)
+class OrderPlacement:
+    """What placing did: `anonymous` (the writer is not verified), `unavailable` (nothing
+    confirmed to place) or `placed` with the new order."""
+
+    outcome: str
+    order: OrderView | None = None
+
+
 def place_confirmed_order(
     session: Session,
     customer_id: str | None,
     slots: dict[str, Any],
     channel: str,
     key: str,
-) -> OrderView | None:
-    """Write the confirmed address (if changed) and the order, in one transaction."""
+) -> OrderPlacement:
+    """Check the writer, write the confirmed address (if changed) and the order, in one
+    transaction."""
     profile = identified_profile(session, customer_id)
+    if profile is None:
+        return OrderPlacement("anonymous")
     sku, quantity = slots.get(ORDER_PENDING_SLOT), slots.get(QUANTITY_SLOT)
-    if profile is None or not sku or not quantity:
-        return None
+    if not sku or not quantity:
+        return OrderPlacement("unavailable")
     new_address = address_from_slots(slots)
     if new_address is not None:
         save_profile_address(session, profile.customer_id, new_address)
     order = place_order_for_product(
         session, profile.customer_id, sku, parse_quantity(quantity), channel, request_key=key
     )
-    return OrderView.of(order)
+    return OrderPlacement("placed", OrderView.of(order))
 
 
 class ActionPlaceOrder(Action):
@@ -311,7 +337,7 @@ class ActionPlaceOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        customer_id = await verified_profile_id(tracker)
+        customer_id = verified_customer_id(tracker)
         if customer_id is None:
             tell_anonymous(dispatcher)
             return _clear_order_slots()
@@ -319,13 +345,17 @@ class ActionPlaceOrder(Action):
         channel = tracker.get_latest_input_channel() or "chat"
         key = request_key(tracker)
         try:
-            placed = await in_cdp_transaction(
+            placement = await in_cdp_transaction(
                 lambda session: place_confirmed_order(session, customer_id, slots, channel, key)
             )
         except (CdpError, SQLAlchemyError):
             logger.exception("placing %s for %s failed", slots.get(ORDER_PENDING_SLOT), customer_id)
-            placed = None
-        if placed is None:
+            placement = OrderPlacement("unavailable")
+        placed = placement.order
+        if placement.outcome == "anonymous":
+            # A channel identity no verified link backs: say so (and offer to verify).
+            tell_anonymous(dispatcher)
+        elif placed is None:
             dispatcher.utter_message(response="utter_order_unavailable")
         else:
             dispatcher.utter_message(

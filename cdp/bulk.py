@@ -35,7 +35,7 @@ from cdp.attributes.service import clean_custom_value
 from cdp.computed.definitions import AggregateDef, ComputedDefinitions
 from cdp.computed.facts import event_fact, part_key
 from cdp.computed.models import ComputedPart, ComputedState
-from cdp.computed.service import _TALLIES, _family, _rebuild, _Store
+from cdp.computed.service import _TALLIES, AggregateRow, _family, _rebuild, _Store
 from cdp.events.models import Event, EventIn
 from cdp.identities.models import Identity, IdentitySource, IdentityType
 from cdp.profiles.models import Profile, ProfileAttributes
@@ -297,39 +297,6 @@ def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> s
         return {row[0] for row in cursor.fetchall()}
 
 
-@dataclass
-class _Row:
-    """A computed_state or computed_parts row held in memory while a chunk is folded."""
-
-    customer_id: str
-    name: str
-    spec_hash: str | None = None
-    count: int = 0
-    total: str = "0"
-    value: Any = None
-    at: datetime | None = None
-    key: str | None = None
-    day: date | None = None
-
-
-class _MemoryStore(_Store):
-    """The one-record path's aggregate arithmetic (_Store.apply) over rows kept in memory."""
-
-    def state(self, definition: AggregateDef) -> Any:
-        state = self.states.get(definition.name)
-        if state is None:
-            state = _Row(self.customer_id, definition.name, spec_hash=definition.spec_hash)
-            self.states[definition.name] = state  # type: ignore[assignment]
-        return state
-
-    def part(self, definition: AggregateDef, key: str, day: date | None) -> Any:
-        part = self.parts.get((definition.name, key))
-        if part is None:
-            part = _Row(self.customer_id, definition.name, key=key, day=day)
-            self.parts[(definition.name, key)] = part  # type: ignore[assignment]
-        return part
-
-
 def apply_events_in_bulk(
     session: Session,
     events: Sequence[EventIn],
@@ -361,14 +328,14 @@ def apply_events_in_bulk(
     }
     session.flush()
     _lock_profiles(session, customer_ids)
-    stores = {cid: _MemoryStore(session, cid, today) for cid in customer_ids}
+    stores = {cid: _Store(cid, today) for cid in customer_ids}
     for chunk in _chunks(customer_ids):
         for row in session.execute(
             select(ComputedState.__table__).where(
                 _among(session, ComputedState.customer_id, chunk), ComputedState.name.in_(names)
             )
         ):
-            stores[row.customer_id].states[row.name] = _Row(  # type: ignore[assignment]
+            stores[row.customer_id].states[row.name] = AggregateRow(
                 row.customer_id, row.name, row.spec_hash, row.count, row.total, row.value, row.at
             )
         for row in session.execute(
@@ -378,7 +345,7 @@ def apply_events_in_bulk(
                 _among(session, ComputedPart.key, sorted(keys)),
             )
         ):
-            stores[row.customer_id].parts[(row.name, row.key)] = _Row(  # type: ignore[assignment]
+            stores[row.customer_id].parts[(row.name, row.key)] = AggregateRow(
                 row.customer_id, row.name, None, row.count, row.total, key=row.key, day=row.day
             )
     one_by_one = [cid for cid in customer_ids if _needs_rebuild(stores[cid], touched)]
@@ -420,7 +387,7 @@ def fold_events_of_new_profiles(
     today = now.date()
     events = Event.__table__.c
     for chunk in _chunks(sorted(customer_ids)):
-        stores: dict[str, _MemoryStore] = {}
+        stores: dict[str, _Store] = {}
         rows = session.execute(
             select(
                 events.customer_id,
@@ -434,7 +401,7 @@ def fold_events_of_new_profiles(
         for row in rows:
             store = stores.get(row.customer_id)
             if store is None:
-                store = stores[row.customer_id] = _MemoryStore(session, row.customer_id, today)
+                store = stores[row.customer_id] = _Store(row.customer_id, today)
                 for definition in touched:
                     store.state(definition)
             fact = event_fact(row)  # type: ignore[arg-type]
@@ -443,7 +410,7 @@ def fold_events_of_new_profiles(
         _insert_rows(session, stores)
 
 
-def _needs_rebuild(store: _MemoryStore, touched: list[AggregateDef]) -> bool:
+def _needs_rebuild(store: _Store, touched: list[AggregateDef]) -> bool:
     """The same test as the one-record path: stale or missing state means a rebuild."""
     built = {_family(d.source) for d in touched if d.name in store.states}
     for definition in touched:
@@ -456,7 +423,7 @@ def _needs_rebuild(store: _MemoryStore, touched: list[AggregateDef]) -> bool:
 
 
 def _replace_rows(
-    session: Session, stores: dict[str, _MemoryStore], names: list[str], keys: set[str]
+    session: Session, stores: dict[str, _Store], names: list[str], keys: set[str]
 ) -> None:
     """Write the folded rows back. Events only add, so no row drops to zero: PostgreSQL
     upserts them (an UPDATE in place, no new index entries); SQLite deletes what was read
@@ -481,7 +448,7 @@ def _replace_rows(
     _insert_rows(session, stores)
 
 
-def _upsert_rows_postgresql(session: Session, stores: dict[str, _MemoryStore]) -> None:
+def _upsert_rows_postgresql(session: Session, stores: dict[str, _Store]) -> None:
     """COPY the rows into temporary tables shaped like the real ones, then one
     INSERT ... SELECT ... ON CONFLICT DO UPDATE per table."""
     connection = session.connection()
@@ -509,13 +476,13 @@ def _upsert_rows_postgresql(session: Session, stores: dict[str, _MemoryStore]) -
         )
 
 
-def _insert_rows(session: Session, stores: dict[str, _MemoryStore]) -> None:
+def _insert_rows(session: Session, stores: dict[str, _Store]) -> None:
     """Insert the folded state rows and the non-empty part rows."""
     _insert(session, ComputedState.__table__, _state_rows(stores))
     _insert(session, ComputedPart.__table__, _part_rows(stores))
 
 
-def _state_rows(stores: dict[str, _MemoryStore]) -> list[dict[str, Any]]:
+def _state_rows(stores: dict[str, _Store]) -> list[dict[str, Any]]:
     return [
         {
             "customer_id": row.customer_id,
@@ -531,7 +498,7 @@ def _state_rows(stores: dict[str, _MemoryStore]) -> list[dict[str, Any]]:
     ]
 
 
-def _part_rows(stores: dict[str, _MemoryStore]) -> list[dict[str, Any]]:
+def _part_rows(stores: dict[str, _Store]) -> list[dict[str, Any]]:
     """Part rows with a non-zero count (a tally or bucket at zero is deleted, not kept)."""
     return [
         {

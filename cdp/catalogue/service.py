@@ -20,7 +20,7 @@ from cdp.catalogue.errors import AmbiguousProduct, ProductNotFound, ProductUnava
 from cdp.catalogue.models import Product, ProductIn
 from cdp.changes import Change
 from cdp.clock import utcnow
-from cdp.computed.facts import order_facts
+from cdp.computed.facts import Fact, order_facts
 from cdp.computed.service import apply_order_change
 from cdp.errors import ProfileNotFound
 from cdp.orders.models import CHANNEL_MAX_LENGTH, Order, OrderLine, OrderStatus
@@ -172,10 +172,12 @@ def place_order_for_product(
     if not product.available:
         raise ProductUnavailable(product.sku, product.name)
     order_id = unused_order_id(session)
+    claimed: list[Fact] = []
     if request_key is not None:
-        earlier = claim_order_request(session, customer_id, request_key, order_id, channel)
-        if earlier is not None:
-            return earlier
+        claim = claim_order_request(session, customer_id, request_key, order_id, channel)
+        if claim.earlier is not None:
+            return claim.earlier
+        claimed = claim.facts
     line = OrderLine(
         line_no=1,
         sku=product.sku,
@@ -199,5 +201,5 @@ def place_order_for_product(
     order.delivery_address = profile.address
     session.add(order)
     session.flush()
-    apply_order_change(session, customer_id, [], order_facts(order))
+    apply_order_change(session, customer_id, [], [*claimed, *order_facts(order)])
     return order

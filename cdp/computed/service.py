@@ -16,16 +16,32 @@ Formulas, scores and windows are evaluated when read, with the current clock, so
 that depend on the date are right without any batch job.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Date,
+    Delete,
+    Insert,
+    Select,
+    String,
+    and_,
+    bindparam,
+    delete,
+    null,
+    or_,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified, instance_state
 
 from cdp.attributes.definitions import STANDARD_ATTRIBUTES
 from cdp.attributes.models import AttributeValue
@@ -70,43 +86,61 @@ def _matches(definition: AggregateDef, fact: Fact) -> bool:
     return not any(fact.get(key) in values for key, values in definition.exclude)
 
 
+@dataclass
+class AggregateRow:
+    """A computed_state row (key None) or computed_parts row, held in memory.
+
+    Writers fold facts into these and write back only what changed; readers get them from
+    one query. Plain rows rather than ORM objects: the unit of work cost more than the
+    arithmetic, and no session ever holds a stale copy of a computed row.
+    """
+
+    customer_id: str
+    name: str
+    spec_hash: str | None = None
+    count: int = 0
+    total: str = "0"
+    value: Any = None
+    at: datetime | None = None
+    key: str | None = None
+    day: date | None = None
+    # The stored values (count, total, value, at) when read; None for a row not stored yet.
+    stored: tuple[Any, ...] | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.count, self.total, self.value, self.at)
+
+
 class _Store:
     """The state and part rows of one profile that a write touches, created on demand."""
 
-    def __init__(self, session: Session, customer_id: str, today: date) -> None:
-        self.session = session
+    def __init__(self, customer_id: str, today: date) -> None:
         self.customer_id = customer_id
         self.today = today
-        self.states: dict[str, ComputedState] = {}
-        self.parts: dict[tuple[str, str], ComputedPart] = {}
+        self.states: dict[str, AggregateRow] = {}
+        self.parts: dict[tuple[str, str], AggregateRow] = {}
         self.rebuild: set[str] = set()
 
-    def state(self, definition: AggregateDef) -> ComputedState:
+    def load(self, rows: Iterable[AggregateRow]) -> None:
+        """Take rows as read from the database (they are stored: only changes are written)."""
+        for row in rows:
+            row.stored = row.values()
+            if row.key is None:
+                self.states[row.name] = row
+            else:
+                self.parts[(row.name, row.key)] = row
+
+    def state(self, definition: AggregateDef) -> AggregateRow:
         state = self.states.get(definition.name)
         if state is None:
-            state = ComputedState(
-                customer_id=self.customer_id,
-                name=definition.name,
-                spec_hash=definition.spec_hash,
-                count=0,
-                total="0",
-            )
-            self.session.add(state)
+            state = AggregateRow(self.customer_id, definition.name, definition.spec_hash)
             self.states[definition.name] = state
         return state
 
-    def part(self, definition: AggregateDef, key: str, day: date | None) -> ComputedPart:
+    def part(self, definition: AggregateDef, key: str, day: date | None) -> AggregateRow:
         part = self.parts.get((definition.name, key))
         if part is None:
-            part = ComputedPart(
-                customer_id=self.customer_id,
-                name=definition.name,
-                key=key,
-                day=day,
-                count=0,
-                total="0",
-            )
-            self.session.add(part)
+            part = AggregateRow(self.customer_id, definition.name, key=key, day=day)
             self.parts[(definition.name, key)] = part
         return part
 
@@ -141,7 +175,7 @@ class _Store:
             self._extreme(definition, state, value, fact.at, sign)
 
     def _extreme(
-        self, definition: AggregateDef, state: ComputedState, value: Any, at: datetime, sign: int
+        self, definition: AggregateDef, state: AggregateRow, value: Any, at: datetime, sign: int
     ) -> None:
         kind = definition.aggregate
         if kind in (Aggregate.MIN, Aggregate.MAX):
@@ -161,37 +195,87 @@ class _Store:
             state.value = encode(value)
             state.at = at if kind in (Aggregate.FIRST, Aggregate.LAST) else None
 
-    def drop_empty_parts(self) -> None:
-        for key, part in list(self.parts.items()):
-            if part.count == 0:
-                if part in self.session.new:
-                    self.session.expunge(part)
-                else:
-                    self.session.delete(part)
-                del self.parts[key]
-
-    def batch_updates(self) -> None:
-        """Mark every value column of each changed row as changed.
-
-        The flush groups UPDATEs by the set of changed columns: a reorder changing counts on
-        some rows and values on others sent one statement per row. With the same columns on
-        every changed row, each table gets one executemany.
-        """
-        for row, columns in [
-            *((state, _STATE_VALUE_COLUMNS) for state in self.states.values()),
-            *((part, _PART_VALUE_COLUMNS) for part in self.parts.values()),
-        ]:
-            if instance_state(row).modified and row not in self.session.new:
-                for column in columns:
-                    flag_modified(row, column)
-
     def forget(self, name: str) -> None:
-        """Drop loaded rows of one aggregate so it can be rebuilt from scratch."""
+        """Drop the rows of one aggregate, which is rebuilt from scratch instead."""
         for key in [key for key in self.parts if key[0] == name]:
-            self.session.expunge(self.parts.pop(key))
-        state = self.states.pop(name, None)
-        if state is not None:
-            self.session.expunge(state)
+            del self.parts[key]
+        self.states.pop(name, None)
+
+    def write(self, session: Session) -> None:
+        """Write what changed: new and changed state rows, part rows with a count (a tally
+        or bucket back at zero is deleted, not kept). One statement per table and kind of
+        change, whatever the number of rows."""
+        states = [row for row in self.states.values() if row.values() != row.stored]
+        parts = [
+            row for row in self.parts.values() if row.count != 0 and row.values() != row.stored
+        ]
+        gone = [row for row in self.parts.values() if row.count == 0 and row.stored is not None]
+        connection = session.connection()
+        dialect = connection.dialect.name
+        if states:
+            connection.execute(_upsert_statement(dialect, "state"), [_state_row(r) for r in states])
+        if parts:
+            connection.execute(_upsert_statement(dialect, "part"), [_part_row(r) for r in parts])
+        if gone:
+            connection.execute(
+                _delete_part_statement(),
+                [{"customer_id": r.customer_id, "name": r.name, "key": r.key} for r in gone],
+            )
+        for row in (*states, *parts):
+            row.stored = row.values()
+
+
+def _state_row(row: AggregateRow) -> dict[str, Any]:
+    return {
+        "customer_id": row.customer_id,
+        "name": row.name,
+        "spec_hash": row.spec_hash,
+        "count": row.count,
+        "total": row.total,
+        "value": row.value,
+        "at": row.at,
+    }
+
+
+def _part_row(row: AggregateRow) -> dict[str, Any]:
+    return {
+        "customer_id": row.customer_id,
+        "name": row.name,
+        "key": row.key,
+        "day": row.day,
+        "count": row.count,
+        "total": row.total,
+    }
+
+
+# Both dialects spell "insert, or update the row with this key" as ON CONFLICT DO UPDATE.
+_DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+@cache
+def _upsert_statement(dialect: str, kind: str) -> Insert:
+    """INSERT ... ON CONFLICT DO UPDATE of the value columns, built once per dialect: new
+    and changed rows of a table go in one executemany (one multi-row statement)."""
+    table = ComputedState.__table__ if kind == "state" else ComputedPart.__table__
+    keys = [column.name for column in table.primary_key.columns]
+    columns = _STATE_VALUE_COLUMNS if kind == "state" else _PART_VALUE_COLUMNS
+    insert = _DIALECT_INSERTS[dialect](table)
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={name: insert.excluded[name] for name in columns}
+    )
+
+
+@cache
+def _delete_part_statement() -> Delete:
+    parts = ComputedPart.__table__.c
+    return delete(ComputedPart.__table__).where(
+        parts.customer_id == bindparam("customer_id"),
+        parts.name == bindparam("name"),
+        parts.key == bindparam("key"),
+    )
 
 
 def apply_order_change(
@@ -203,7 +287,8 @@ def apply_order_change(
     definitions: ComputedDefinitions | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Update aggregates for an order written in this transaction (before/after snapshots)."""
+    """Update aggregates for an order written in this transaction (before/after snapshots;
+    `after` may also hold the facts of events recorded with it, one update for all)."""
     _apply(
         session,
         customer_id,
@@ -224,15 +309,38 @@ def apply_event(
     _apply(session, event.customer_id, [(event_fact(event), 1)], definitions, now)
 
 
-def _lock_profile(session: Session, customer_id: str) -> None:
+def lock_profile(session: Session, customer_id: str) -> bool:
     """Serialise aggregate updates per profile (a row lock on PostgreSQL; SQLite writes
-    are already serialised by BEGIN IMMEDIATE).
+    are already serialised by BEGIN IMMEDIATE). False if there is no such profile.
 
-    FOR NO KEY UPDATE, not FOR UPDATE: the order or event just inserted holds a KEY SHARE
-    lock on the profile through its foreign key, and two writers upgrading that to FOR
-    UPDATE would deadlock.
+    FOR NO KEY UPDATE, not FOR UPDATE: the order or event inserted in this transaction
+    holds a KEY SHARE lock on the profile through its foreign key, and two writers
+    upgrading that to FOR UPDATE would deadlock. Taken before the insert, it also tells
+    the writer whether the profile exists.
+
+    A lock is held until the end of the transaction (or savepoint) that took it, so a
+    second call there (a reorder records its request event, then the order) answers
+    without a round trip.
     """
-    session.execute(_lock_profile_statement(), {"customer_id": customer_id})
+    held = session.info.get(_LOCKED_KEY)
+    if held is not None and held[0] is _innermost(session) and customer_id in held[1]:
+        return True
+    if session.execute(_lock_profile_statement(), {"customer_id": customer_id}).first() is None:
+        return False
+    current = _innermost(session)  # only now surely begun (the session may autobegin)
+    if held is None or held[0] is not current:
+        held = session.info[_LOCKED_KEY] = (current, set())
+    held[1].add(customer_id)
+    return True
+
+
+# session.info key: (the transaction or savepoint that took them, customer ids locked).
+_LOCKED_KEY = "cdp.computed.locked_profiles"
+
+
+def _innermost(session: Session) -> object:
+    """The savepoint or transaction in progress (None before the session begins one)."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 @cache
@@ -258,8 +366,8 @@ def _apply(
     if not touched:
         return
     today = (now or utcnow()).date()
-    _lock_profile(session, customer_id)
-    store = _Store(session, customer_id, today)
+    lock_profile(session, customer_id)
+    store = _Store(customer_id, today)
     names = [d.name for d in touched]
     keys = {fact.day.isoformat() for fact, _ in changes}
     keys |= {
@@ -268,53 +376,91 @@ def _apply(
         for d in touched
         if d.aggregate in _TALLIES and d.field and fact.get(d.field) is not None
     }
-    with session.no_autoflush:
-        for state in session.scalars(
-            _states_statement(), {"customer_id": customer_id, "names": names}
-        ):
-            store.states[state.name] = state
-        for part in session.scalars(
-            _parts_statement(), {"customer_id": customer_id, "names": names, "keys": sorted(keys)}
-        ):
-            store.parts[(part.name, part.key)] = part
-        built = {_family(definitions.aggregates[name].source) for name in store.states}
+    store.load(
+        _read_rows(
+            session,
+            _touched_rows_statement(),
+            {"customer_id": customer_id, "names": names, "keys": sorted(keys)},
+        )
+    )
+    built = {_family(definitions.aggregates[name].source) for name in store.states}
+    for definition in touched:
+        state = store.states.get(definition.name)
+        if state is None and _family(definition.source) in built:
+            store.rebuild.add(definition.name)  # defined after this profile's history
+        elif state is not None and state.spec_hash != definition.spec_hash:
+            store.rebuild.add(definition.name)
+        else:
+            store.state(definition)
+    for fact, sign in changes:
         for definition in touched:
-            state = store.states.get(definition.name)
-            if state is None and _family(definition.source) in built:
-                store.rebuild.add(definition.name)  # defined after this profile's history
-            elif state is not None and state.spec_hash != definition.spec_hash:
-                store.rebuild.add(definition.name)
-            else:
-                store.state(definition)
-        for fact, sign in changes:
-            for definition in touched:
-                if definition.name not in store.rebuild:
-                    store.apply(definition, fact, sign)
-        for name in store.rebuild:
-            store.forget(name)
-        store.drop_empty_parts()
-        store.batch_updates()
+            if definition.name not in store.rebuild:
+                store.apply(definition, fact, sign)
+    for name in store.rebuild:
+        store.forget(name)
+    store.write(session)
     if store.rebuild:
         rebuild = [definitions.aggregates[name] for name in sorted(store.rebuild)]
         _rebuild(session, customer_id, rebuild, today)
-    session.flush()
 
 
-@cache
-def _states_statement() -> Select[tuple[ComputedState]]:
-    return select(ComputedState).where(
-        ComputedState.customer_id == bindparam("customer_id"),
-        ComputedState.name.in_(bindparam("names", expanding=True)),
+def _rows_statement(
+    state_filter: ColumnElement[bool], part_filter: ColumnElement[bool]
+) -> CompoundSelect:
+    """State rows and part rows of one profile in one query (UNION ALL; a state row is
+    the one without a key), so a read or a write costs one round trip for both tables."""
+    states, parts = ComputedState.__table__.c, ComputedPart.__table__.c
+    # Columns in the order of AggregateRow's fields after customer_id.
+    return union_all(
+        select(
+            states.name,
+            states.spec_hash,
+            states.count,
+            states.total,
+            states.value,
+            states.at,
+            type_coerce(null(), String).label("key"),
+            type_coerce(null(), Date).label("day"),
+        ).where(states.customer_id == bindparam("customer_id"), state_filter),
+        select(
+            parts.name,
+            null(),
+            parts.count,
+            parts.total,
+            null(),
+            null(),
+            parts.key,
+            parts.day,
+        ).where(parts.customer_id == bindparam("customer_id"), part_filter),
     )
 
 
 @cache
-def _parts_statement() -> Select[tuple[ComputedPart]]:
-    return select(ComputedPart).where(
-        ComputedPart.customer_id == bindparam("customer_id"),
-        ComputedPart.name.in_(bindparam("names", expanding=True)),
-        ComputedPart.key.in_(bindparam("keys", expanding=True)),
+def _touched_rows_statement() -> CompoundSelect:
+    """The rows a write can change: its aggregates' states and the parts of its keys."""
+    states, parts = ComputedState.__table__.c, ComputedPart.__table__.c
+    names = bindparam("names", expanding=True)
+    return _rows_statement(
+        states.name.in_(names),
+        and_(parts.name.in_(names), parts.key.in_(bindparam("keys", expanding=True))),
     )
+
+
+@cache
+def _live_rows_statement() -> CompoundSelect:
+    """Every state row, and the parts a read can still use (tallies, and day buckets not
+    older than the longest window)."""
+    states, parts = ComputedState.__table__.c, ComputedPart.__table__.c
+    return _rows_statement(
+        states.name.is_not(None), or_(parts.day.is_(None), parts.day >= bindparam("cutoff"))
+    )
+
+
+def _read_rows(
+    session: Session, statement: CompoundSelect, parameters: dict[str, Any]
+) -> list[AggregateRow]:
+    customer_id = parameters["customer_id"]
+    return [AggregateRow(customer_id, *row) for row in session.execute(statement, parameters).all()]
 
 
 def _history(session: Session, customer_id: str, sources: set[str]) -> Iterator[Fact]:
@@ -336,24 +482,18 @@ def _rebuild(
 ) -> None:
     """Replace the stored state of some aggregates of a profile with one built from history."""
     names = [d.name for d in definitions]
-    session.execute(
-        delete(ComputedPart).where(
-            ComputedPart.customer_id == customer_id, ComputedPart.name.in_(names)
+    connection = session.connection()
+    for table in (ComputedPart.__table__, ComputedState.__table__):
+        connection.execute(
+            delete(table).where(table.c.customer_id == customer_id, table.c.name.in_(names))
         )
-    )
-    session.execute(
-        delete(ComputedState).where(
-            ComputedState.customer_id == customer_id, ComputedState.name.in_(names)
-        )
-    )
-    store = _Store(session, customer_id, today)
+    store = _Store(customer_id, today)
     for definition in definitions:
         store.state(definition)
     for fact in _history(session, customer_id, {d.source for d in definitions}):
         for definition in definitions:
             store.apply(definition, fact, 1)
-    store.drop_empty_parts()
-    session.flush()
+    store.write(session)
 
 
 def recompute_profile(
@@ -371,7 +511,7 @@ def recompute_profile(
     if session.get(Profile, customer_id) is None:
         raise ProfileNotFound(customer_id)
     definitions = definitions or load_computed_definitions()
-    _lock_profile(session, customer_id)
+    lock_profile(session, customer_id)
     _rebuild(session, customer_id, list(definitions.aggregates.values()), (now or utcnow()).date())
 
 
@@ -392,22 +532,13 @@ def part_cutoff(definitions: ComputedDefinitions, today: date) -> date:
 
 def load_computed_rows(
     session: Session, customer_id: str, definitions: ComputedDefinitions, today: date
-) -> tuple[list[ComputedState], list[ComputedPart]]:
-    """The state rows and the live part rows of one profile (two indexed queries)."""
-    states = list(
-        session.scalars(select(ComputedState).where(ComputedState.customer_id == customer_id))
+) -> list[AggregateRow]:
+    """The state rows and the live part rows of one profile (one indexed query)."""
+    return _read_rows(
+        session,
+        _live_rows_statement(),
+        {"customer_id": customer_id, "cutoff": part_cutoff(definitions, today)},
     )
-    parts = list(
-        session.scalars(
-            select(ComputedPart).where(
-                ComputedPart.customer_id == customer_id,
-                or_(
-                    ComputedPart.day.is_(None), ComputedPart.day >= part_cutoff(definitions, today)
-                ),
-            )
-        )
-    )
-    return states, parts
 
 
 def computed_values(
@@ -424,24 +555,26 @@ def computed_values(
     if profile is None:
         raise ProfileNotFound(customer_id)
     rows = session.scalars(select(AttributeValue).where(AttributeValue.customer_id == customer_id))
-    states, parts = load_computed_rows(session, customer_id, definitions, moment.date())
-    return evaluate_computed(definitions, profile, list(rows), states, parts, moment)
+    aggregates = load_computed_rows(session, customer_id, definitions, moment.date())
+    return evaluate_computed(definitions, profile, list(rows), aggregates, moment)
 
 
 def evaluate_computed(
     definitions: ComputedDefinitions,
     profile: Profile,
     attribute_rows: Iterable[AttributeValue],
-    states: Iterable[ComputedState],
-    parts: Iterable[ComputedPart],
+    aggregates: Iterable[AggregateRow],
     now: datetime,
 ) -> ComputedValues:
     """Computed values from already loaded rows: no queries."""
     today = now.date()
-    by_name = {state.name: state for state in states}
-    parts_by_name: dict[str, list[ComputedPart]] = {}
-    for part in parts:
-        parts_by_name.setdefault(part.name, []).append(part)
+    by_name: dict[str, AggregateRow] = {}
+    parts_by_name: dict[str, list[AggregateRow]] = {}
+    for row in aggregates:
+        if row.key is None:
+            by_name[row.name] = row
+        else:
+            parts_by_name.setdefault(row.name, []).append(row)
     values: dict[str, Any] = {}
     times: dict[str, datetime] = {}
     stale = set()
@@ -470,7 +603,7 @@ def evaluate_computed(
 
 
 def _aggregate_value(
-    definition: AggregateDef, state: ComputedState | None, parts: list[ComputedPart], today: date
+    definition: AggregateDef, state: AggregateRow | None, parts: list[AggregateRow], today: date
 ) -> Any:
     kind = definition.aggregate
     if definition.window_days:

@@ -2,25 +2,28 @@
 
 from collections.abc import Callable, Collection
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cdp.computed.service import apply_event
+from cdp.computed.service import apply_event, lock_profile
 from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
-from cdp.profiles.models import Profile
 
 
-def record_event(session: Session, incoming: EventIn) -> bool:
+def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool = True) -> bool:
     """Store the event; False when its event_id is already stored (a redelivery).
 
     A redelivery is ignored even if its content differs: the first delivery wins. The
     insert uses ON CONFLICT DO NOTHING, so two concurrent deliveries can't both fail or
     both land. A stored event updates the computed attributes in the same transaction.
+    The profile's aggregate lock is taken first and doubles as the existence check (one
+    round trip instead of two). With update_aggregates=False the caller applies the event's
+    fact itself, with the other facts of its write (one aggregate update for all).
     """
-    if session.get(Profile, incoming.customer_id) is None:
+    if not lock_profile(session, incoming.customer_id):
         raise ProfileNotFound(incoming.customer_id)
     values = {
         "event_id": incoming.event_id,
@@ -30,10 +33,11 @@ def record_event(session: Session, incoming: EventIn) -> bool:
         "channel": incoming.channel,
         "properties": incoming.properties,
     }
-    statement = _insert_ignoring_duplicates(session).values(values).returning(Event.id)
-    if session.execute(statement).first() is None:
+    statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
+    if session.connection().execute(statement, values).first() is None:
         return False
-    apply_event(session, incoming)
+    if update_aggregates:
+        apply_event(session, incoming)
     return True
 
 
@@ -44,10 +48,16 @@ _DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = 
 }
 
 
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    dialect = session.get_bind().dialect.name
-    insert = _DIALECT_INSERTS[dialect]
-    return insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id])
+@cache
+def _insert_ignoring_duplicates(dialect: str) -> Insert:
+    # Built once per dialect and run as Core on the session's connection: building it and
+    # the ORM's bulk-insert handling cost more than the INSERT itself.
+    table = Event.__table__
+    return (
+        _DIALECT_INSERTS[dialect](table)
+        .on_conflict_do_nothing(index_elements=[table.c.event_id])
+        .returning(table.c.id)
+    )
 
 
 def latest_event(

@@ -7,8 +7,9 @@ import base64
 import re
 import secrets
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,10 +108,19 @@ def find_profile_by_identity(
     """
     kind = parse_identity_type(identity_type)
     normalised = normalise(kind, value)
-    return session.scalar(
+    return session.scalars(
+        _profile_by_identity_statement(), {"type": kind, "value": normalised}
+    ).first()
+
+
+@cache
+def _profile_by_identity_statement() -> Select[tuple[Profile]]:
+    # Built once: SQLAlchemy reuses its cache key and compiled SQL on every lookup (the
+    # first read of nearly every bot turn).
+    return (
         select(Profile)
         .join(Identity, Identity.customer_id == Profile.customer_id)
-        .where(Identity.type == kind, Identity.value == normalised)
+        .where(Identity.type == bindparam("type"), Identity.value == bindparam("value"))
     )
 
 
@@ -175,12 +185,15 @@ def link_identity(
 
 def list_identities(session: Session, customer_id: str) -> list[Identity]:
     """A profile's identifiers, ordered by type then value."""
-    return list(
-        session.scalars(
-            select(Identity)
-            .where(Identity.customer_id == customer_id)
-            .order_by(Identity.type, Identity.value)
-        )
+    return list(session.scalars(_identities_statement(), {"customer_id": customer_id}))
+
+
+@cache
+def _identities_statement() -> Select[tuple[Identity]]:
+    return (
+        select(Identity)
+        .where(Identity.customer_id == bindparam("customer_id"))
+        .order_by(Identity.type, Identity.value)
     )
 
 

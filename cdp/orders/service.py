@@ -4,17 +4,18 @@ import base64
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from cdp.addresses import ADDRESS_PARTS, Address
 from cdp.changes import Change
 from cdp.clock import utcnow
-from cdp.computed.facts import order_facts
+from cdp.computed.facts import Fact, event_fact, order_facts
 from cdp.computed.service import apply_order_change
 from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
 from cdp.events.models import Event, EventIn
@@ -54,9 +55,14 @@ def unused_order_id(session: Session) -> str:
     """A fresh order id no stored order has; the primary key still guards against a race."""
     for _ in range(_ORDER_ID_ATTEMPTS):
         candidate = new_order_id()
-        if session.get(Order, candidate) is None:
+        if session.scalars(_order_id_statement(), {"order_id": candidate}).first() is None:
             return candidate
     raise RuntimeError(f"no free order id after {_ORDER_ID_ATTEMPTS} attempts")
+
+
+@cache
+def _order_id_statement() -> Select[tuple[str]]:
+    return select(Order.order_id).where(Order.order_id == bindparam("order_id"))
 
 
 def order_total(lines: Iterable[OrderLine]) -> Decimal:
@@ -133,35 +139,42 @@ def change_delivery_address(
     return Change.UPDATED
 
 
+@dataclass(frozen=True)
+class OrderClaim:
+    """A request's claim: the order an earlier delivery placed (nothing more to do), or
+    the facts of the claim just recorded, which the caller applies with its new order's
+    (one aggregate update for both)."""
+
+    earlier: Order | None
+    facts: list[Fact]
+
+
 def claim_order_request(
     session: Session, customer_id: str, request_key: str, order_id: str, channel: str | None
-) -> Order | None:
-    """Reserve `order_id` for the request; the order an earlier delivery placed, if any.
+) -> OrderClaim:
+    """Reserve `order_id` for the request, or find the order an earlier delivery placed.
 
     The claim is an `order_requested` event whose id is the request key, inserted with ON
     CONFLICT DO NOTHING in the caller's transaction: a redelivered or concurrent request
     finds the first one's order instead of placing a second.
     """
-    claimed = record_event(
-        session,
-        EventIn(
-            event_id=f"order-request:{request_key}",
-            customer_id=customer_id,
-            type=ORDER_REQUEST_EVENT,
-            occurred_at=utcnow(),
-            channel=channel,
-            properties={"order_id": order_id},
-        ),
+    claim = EventIn(
+        event_id=f"order-request:{request_key}",
+        customer_id=customer_id,
+        type=ORDER_REQUEST_EVENT,
+        occurred_at=utcnow(),
+        channel=channel,
+        properties={"order_id": order_id},
     )
-    if claimed:
-        return None
+    if record_event(session, claim, update_aggregates=False):
+        return OrderClaim(None, [event_fact(claim)])
     earlier = session.scalar(select(Event).where(Event.event_id == f"order-request:{request_key}"))
     if earlier is None or earlier.customer_id != customer_id:
         raise OrderConflict(order_id, earlier.customer_id if earlier else "?", customer_id)
     placed = get_order(session, customer_id, earlier.properties["order_id"])
     if placed is None:  # the earlier order was deleted since: nothing to return, refuse
         raise OrderNotFound(customer_id, earlier.properties["order_id"])
-    return placed
+    return OrderClaim(placed, [])
 
 
 def _last_repeatable_order_id() -> Any:
@@ -254,8 +267,8 @@ def reorder(
     `request_key` (e.g. conversation and message id) the same request places one order,
     however often it is delivered (see claim_order_request).
     """
-    source = get_order(session, customer_id, source_order_id)
-    if source is None:
+    source = session.scalars(_order_with_lines_statement(), {"order_id": source_order_id}).first()
+    if source is None or source.customer_id != customer_id:
         raise OrderNotFound(customer_id, source_order_id)
     if source.status is OrderStatus.CANCELLED:
         raise OrderNotReorderable(source.order_id, source.status.value)
@@ -263,10 +276,12 @@ def reorder(
     if profile is None:
         raise ProfileNotFound(customer_id)
     new_id = unused_order_id(session)
+    claimed: list[Fact] = []
     if request_key is not None:
-        earlier = claim_order_request(session, customer_id, request_key, new_id, channel)
-        if earlier is not None:
-            return earlier
+        claim = claim_order_request(session, customer_id, request_key, new_id, channel)
+        if claim.earlier is not None:
+            return claim.earlier
+        claimed = claim.facts
     lines = [
         OrderLine(
             line_no=line.line_no,
@@ -294,8 +309,18 @@ def reorder(
     order.delivery_address = profile.address or source.delivery_address
     session.add(order)
     session.flush()
-    apply_order_change(session, customer_id, [], order_facts(order))
+    apply_order_change(session, customer_id, [], [*claimed, *order_facts(order)])
     return order
+
+
+@cache
+def _order_with_lines_statement() -> Select[tuple[Order]]:
+    """An order and its lines in one query (the relationship's own loading takes two)."""
+    return (
+        select(Order)
+        .options(joinedload(Order.lines))
+        .where(Order.order_id == bindparam("order_id"))
+    )
 
 
 def record_order(session: Session, incoming: OrderIn) -> Change:

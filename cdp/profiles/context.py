@@ -1,6 +1,6 @@
 """One read for the actions: a profile's standard, custom and computed attributes and
-identifiers, in a handful of indexed queries (profile, attribute rows, identities, computed
-state, computed parts)."""
+identifiers, in four indexed queries (profile, attribute rows, computed state and parts,
+identities)."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -70,8 +70,8 @@ def profile_context(
     definitions = load_computed_definitions()
     moment = now or utcnow()
     rows = attribute_rows(session, profile.customer_id)
-    states, parts = load_computed_rows(session, profile.customer_id, definitions, moment.date())
-    computed = evaluate_computed(definitions, profile, rows.values(), states, parts, moment)
+    aggregates = load_computed_rows(session, profile.customer_id, definitions, moment.date())
+    computed = evaluate_computed(definitions, profile, rows.values(), aggregates, moment)
 
     def provenance(name: str) -> Provenance | None:
         row = rows.get(name)

@@ -177,6 +177,36 @@ def test_profile_context_reads_everything_in_a_few_queries(
     assert profile_context(demo, "C-404") is None
 
 
+def test_a_reorder_locks_the_profile_once_and_updates_aggregates_once(
+    demo: Session, cdp_engine: Engine
+) -> None:
+    """The request event and the order share one lock and one aggregate update; the next
+    transaction takes the lock again."""
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    before = computed_values(demo, "C-1001", now=NOV_26).values["order_count"]
+    demo.rollback()
+    event.listen(cdp_engine, "before_cursor_execute", count)
+    try:
+        for key in ("first", "second"):
+            with transaction(cdp_engine) as session:
+                reorder(session, "C-1001", "O-5001", "web", request_key=key)
+    finally:
+        event.remove(cdp_engine, "before_cursor_execute", count)
+    assert len([text for text in statements if "UNION ALL" in text]) == 2, statements
+    if cdp_engine.dialect.name == "postgresql":
+        assert len([text for text in statements if "FOR NO KEY UPDATE" in text]) == 2
+    with transaction(cdp_engine) as session:
+        after = computed_values(session, "C-1001", now=NOV_26)
+        assert after.values["order_count"] == before + 2
+        assert after.values["last_event"] == "order_requested"
+        recompute_profile(session, "C-1001", now=NOV_26)
+        assert computed_values(session, "C-1001", now=NOV_26).values == after.values
+
+
 def test_concurrent_writers_lose_no_update(demo: Session, cdp_engine: Engine) -> None:
     def deliver(worker: int) -> None:
         for number in range(5):
