@@ -1,7 +1,8 @@
 """How a one-time code reaches the customer: the `CodeSender` interface and its senders.
 
 Chosen per target type (docs/configuration.md): SMS by `VERIFICATION_SMS_SENDER` = `outbox`
-(default) or `twilio`; emails go to the outbox (no email provider is wired in yet).
+(default) or `twilio`; emails go to the outbox (no email provider is wired in yet), and so
+do the other emails the assistant sends (invoice copies, `queue_email`).
 """
 
 from __future__ import annotations
@@ -135,6 +136,20 @@ def sender_for(target_type: TargetType, engine: Engine) -> CodeSender:
             return OutboxSender(engine)
         raise SenderMisconfigured(f"{SMS_SENDER_ENV} must be outbox or twilio, got {choice!r}")
     return OutboxSender(engine)
+
+
+def queue_email(session: Session, recipient: str, body: str) -> None:
+    """Put an email that belongs to a CDP write (an invoice copy) in the outbox, in the
+    caller's transaction: it is sent exactly when the write commits."""
+    session.add(
+        OutboxMessage(
+            code_id=None,
+            target_type=TargetType.EMAIL,
+            recipient=recipient,
+            body=body,
+            created_at=clock.utcnow(),
+        )
+    )
 
 
 def outbox_messages(session: Session, recipient: str | None = None) -> list[OutboxMessage]:
