@@ -1,7 +1,9 @@
 """Fixes to Rasa 3.6 internals, applied before the server starts (`rasa_ext.apply_patches`).
 
-Each one keeps Rasa's behaviour and only removes a cost or a defect measured here; each has a
-test in tests/test_rasa_ext.py that fails if the installed Rasa no longer needs or fits it.
+Each one keeps Rasa's behaviour and only removes a cost or a defect measured here (the one
+change to what the customer sees: a typed yes or no to "did you mean ...?" counts as its
+button, rasa_ext/typed_answers.py); each has a test in tests/rasa_ext/ that fails if the
+installed Rasa no longer needs or fits it.
 """
 
 from __future__ import annotations
