@@ -66,10 +66,9 @@ async def answer(agent: Agent, question: str, text: str) -> dict[str, Any]:
 
 async def main(model_path: str) -> None:
     agent = Agent.load(model_path)
-    report = {
-        question: {text: await answer(agent, question, text) for text in ANSWERS}
-        for question in QUESTIONS
-    }
+    report: dict[str, Any] = {}
+    for question in QUESTIONS:
+        report[question] = {text: await answer(agent, question, text) for text in ANSWERS}
     report["rephrase_text"] = agent.domain.responses["utter_ask_rephrase"][0]["text"]
     without_loop = await parse_message(agent.processor, UserMessage("yes"), None)
     report["without_tracker"] = without_loop["intent"]["name"]
