@@ -60,7 +60,11 @@ REASON_WORDS: tuple[tuple[CardReason, tuple[str, ...]], ...] = (
 
 
 def card_reason(value: Any) -> CardReason | None:
-    """The reason a typed answer or an entity names, or None when it names none."""
+    """The reason a typed answer or an entity names, or None when it names none.
+
+    The NLU may mark two spans ("been", "stolen"): Rasa then fills the slot with a list."""
+    if isinstance(value, list):
+        value = " ".join(part for part in value if isinstance(part, str))
     if not isinstance(value, str):
         return None
     # Apostrophes dropped ("can't" is "cant"), then words only.

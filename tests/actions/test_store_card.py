@@ -46,6 +46,7 @@ NEW_ADDRESS = {
         ("the chip stopped working", CardReason.DAMAGED),
         ("it SNAPPED in half", CardReason.DAMAGED),
         ('/replace_card{"card_reason": "damaged"}', CardReason.DAMAGED),
+        (["been", "stolen"], CardReason.STOLEN),
         ("no idea really", None),
         (None, None),
     ],
