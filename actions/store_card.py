@@ -3,8 +3,8 @@
 `card_replacement_form` asks the reason (lost, stolen or damaged; a stolen card also gets the
 note that the old one will be blocked), then `address_form` (`address_purpose: card`) offers
 the default address from the profile, or takes another. `action_request_card_replacement`
-then records the request and writes the address back to the profile with its source, in one
-transaction and once per confirming message. Only a verified customer who holds a store card
+then records the request and writes the confirmed address back to the profile with its source
+(`conversation`), in one transaction and once per confirming message. Only a verified customer who holds a store card
 is asked anything: for anyone else both forms end at once and the request action explains why.
 """
 
@@ -146,8 +146,10 @@ def replacement_answer(
         address_source=IdentitySource.CONVERSATION.value,
         channel=channel,
     )
-    if recorded and new_address is not None:
-        save_profile_address(session, profile.customer_id, new_address)
+    if recorded:
+        # The confirmed address goes back to the profile as given by the verified customer:
+        # a new one replaces the default, a kept one gains that provenance if it lacked it.
+        save_profile_address(session, profile.customer_id, address)
     if reason is CardReason.STOLEN:
         answer = Answer(response="utter_card_replacement_requested_stolen")
     else:

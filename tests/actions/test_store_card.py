@@ -171,3 +171,15 @@ def test_the_domain_asks_for_the_reason_with_buttons_for_each_reason() -> None:
     [question] = DOMAIN["responses"]["utter_ask_card_reason"]
     reasons = {card_reason(button["payload"]) for button in question["buttons"]}
     assert reasons == set(CardReason)
+
+
+async def test_a_kept_default_address_gains_the_conversation_as_its_source(
+    demo_cdp: Engine,
+) -> None:
+    """Marcus's address came unverified from the import; he confirmed it in the chat."""
+    confirmed = {"card_reason": "damaged", "address_confirmed": True}
+    message, _ = await run(ActionRequestCardReplacement(), requested("C-1005", confirmed))
+    assert message["response"] == "utter_card_replacement_requested"
+    with transaction(demo_cdp) as session:
+        provenance = session.get(AttributeValue, ("C-1005", "address"))
+        assert (provenance.source, provenance.verified) == (IdentitySource.CONVERSATION, True)
