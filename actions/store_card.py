@@ -3,9 +3,10 @@
 `card_replacement_form` asks the reason (lost, stolen or damaged; a stolen card also gets the
 note that the old one will be blocked), then `address_form` (`address_purpose: card`) offers
 the default address from the profile, or takes another. `action_request_card_replacement`
-then records the request and writes the confirmed address back to the profile with its source
-(`conversation`), in one transaction and once per confirming message. Only a verified customer who holds a store card
-is asked anything: for anyone else both forms end at once and the request action explains why.
+then records the request and writes the confirmed address back to the profile with its
+source (`conversation`), in one transaction and once per confirming message. Only a verified
+customer who holds a store card is asked anything: for anyone else both forms end at once and
+the request action explains why.
 """
 
 from __future__ import annotations
