@@ -1,12 +1,15 @@
 """The delivery address form: confirm the default address from the profile, or give another.
 
 `address_form` serves a new order (`address_purpose: order`, the order flow writes the
-address when the customer confirms the order) and "I moved" (`change_address`,
-`address_purpose: account`): then `action_save_address` writes the address to the profile,
-or to the unshipped order named in the request. Each part is validated as it comes: street
-and city as text, the country among those we deliver to, the postal code in that country's
-format (cdp/definitions/postal_codes.yml). The profile's address is written with its source
-(`conversation`) and as verified: only a verified customer gets this far.
+address when the customer confirms the order), a replacement store card (`card`,
+actions/store_card.py) and "I moved" (`change_address`, `address_purpose: account`): then
+`action_save_address` writes the address to the profile, or to the unshipped order named in
+the request. An address spelled out in the "I moved" message itself fills the form at once
+(actions/address_text.py). Each part is validated as it comes: street and city as text, the
+country among those we deliver to, the postal code in that country's format
+(cdp/definitions/postal_codes.yml; a code given before the country is checked once the
+country is known). The profile's address is written with its source (`conversation`) and as
+verified: only a verified customer gets this far.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions import formatting
+from actions.address_text import address_in_text
 from actions.anonymous import tell_anonymous
 from actions.cdp_access import in_cdp_transaction
 from actions.forms import CdpFormValidationAction, FormContext
@@ -31,9 +35,10 @@ from cdp.errors import InvalidValue, OrderNotFound
 from cdp.identities.models import IdentitySource
 from cdp.orders.errors import OrderTooLate
 from cdp.orders.service import change_delivery_address, normalise_order_ref
-from cdp.postal_codes import clean_postal_code, delivery_country
+from cdp.postal_codes import clean_postal_code, delivery_country, postal_rules
 from cdp.profiles.models import Profile, ProfileAttributes
 from cdp.profiles.service import upsert_profile
+from cdp.store_card import holds_store_card
 from cdp.validation import clean_text
 
 CONFIRMED = "address_confirmed"
@@ -44,9 +49,10 @@ LINE1, CITY, COUNTRY, POSTAL_CODE = (
     "address_postal_code",
 )
 PARTS = [LINE1, CITY, COUNTRY, POSTAL_CODE]
-# Set by the triggering intent (place_order: order, change_address: account) and never
-# cleared: it only decides which action follows the completed form.
+# Set by the triggering intent (place_order: order, replace_card: card, change_address:
+# account) and never cleared: it only decides which action follows the completed form.
 PURPOSE = "address_purpose"
+CARD_PURPOSE = "card"
 ADDRESS_SLOTS = (CONFIRMED, *PARTS)
 CHANGE_ADDRESS_INTENT = "change_address"
 
@@ -75,9 +81,11 @@ def save_profile_address(session: Session, customer_id: str, address: Address) -
 
 @dataclass(frozen=True)
 class AddressFormContext(FormContext):
-    """Whether the profile has a default address to offer."""
+    """Whether the profile has a default address to offer, and whether to ask at all (a
+    replacement card needs a card to replace)."""
 
     has_default: bool = False
+    asks: bool = True
 
 
 def _answer_intent(tracker: Tracker) -> str | None:
@@ -99,15 +107,30 @@ class ValidateAddressForm(CdpFormValidationAction[AddressFormContext]):
     ) -> AddressFormContext:
         if profile is None:
             return AddressFormContext(None)
-        return AddressFormContext(profile.customer_id, profile.address is not None)
+        asks = tracker.get_slot(PURPOSE) != CARD_PURPOSE or holds_store_card(
+            session, profile.customer_id
+        )
+        return AddressFormContext(profile.customer_id, profile.address is not None, asks)
 
     def slots_to_ask(self, domain_slots: list[str], tracker: Tracker) -> list[str]:
+        if not self.context.asks:
+            return []
         confirmed = tracker.get_slot(CONFIRMED)
         if confirmed is True:
             return [CONFIRMED]
         if confirmed is False or not self.context.has_default:
             return PARTS
         return [CONFIRMED, *PARTS]
+
+    def extract_address_line1(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """The parts of an address written into the request itself, when the form starts."""
+        message = tracker.latest_message or {}
+        starting = tracker.get_slot("requested_slot") is None and not tracker.get_slot(LINE1)
+        if not starting or _answer_intent(tracker) != CHANGE_ADDRESS_INTENT:
+            return {}
+        return address_in_text(message.get("text") or "")
 
     def validate_address_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -149,24 +172,40 @@ class ValidateAddressForm(CdpFormValidationAction[AddressFormContext]):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         try:
-            return {COUNTRY: delivery_country(value)}
+            country = delivery_country(value)
         except InvalidValue as error:
             return self.reject(
                 dispatcher, COUNTRY, response="utter_address_part_invalid", problem=error.reason
             )
+        postal_code = tracker.get_slot(POSTAL_CODE)
+        if not postal_code:
+            return {COUNTRY: country}
+        # A postal code the customer gave before the country is checked now.
+        try:
+            return {COUNTRY: country, POSTAL_CODE: clean_postal_code(country, postal_code)}
+        except InvalidValue as error:
+            dispatcher.utter_message(response="utter_address_part_invalid", problem=error.reason)
+            return {COUNTRY: country, POSTAL_CODE: None}
 
     def validate_address_postal_code(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        country = tracker.get_slot(COUNTRY)
-        if not country:  # asked after the country; without one there is nothing to check
-            return {POSTAL_CODE: None}
         try:
-            return {POSTAL_CODE: clean_postal_code(country, value)}
-        except InvalidValue as error:
-            return self.reject(
-                dispatcher, POSTAL_CODE, response="utter_address_part_invalid", problem=error.reason
-            )
+            country = delivery_country(tracker.get_slot(COUNTRY))
+        except InvalidValue:
+            country = None
+        # Without a country yet (a code written into the request), any delivery country's
+        # format will do for now; validate_address_country checks it against the country.
+        countries = [country] if country else list(postal_rules())
+        problem = None
+        for code in countries:
+            try:
+                return {POSTAL_CODE: clean_postal_code(code, value)}
+            except InvalidValue as error:
+                problem = problem or error.reason
+        return self.reject(
+            dispatcher, POSTAL_CODE, response="utter_address_part_invalid", problem=problem
+        )
 
 
 class ActionAskAddressConfirmed(Action):
@@ -189,6 +228,10 @@ class ActionAskAddressConfirmed(Action):
         default = await in_cdp_transaction(read)
         if default is None:
             tell_anonymous(dispatcher)
+        elif tracker.get_slot(PURPOSE) == CARD_PURPOSE:
+            dispatcher.utter_message(
+                response="utter_confirm_card_address", delivery_address=default
+            )
         else:
             dispatcher.utter_message(
                 response="utter_confirm_default_address", delivery_address=default

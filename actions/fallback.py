@@ -56,7 +56,11 @@ def affirmation_question(message: Mapping[str, Any], responses: Mapping[str, Any
 
 
 class ActionAskAffirmation(Action):
-    """Two-stage fallback, first step: "did you mean ...?" with Yes and No buttons."""
+    """Two-stage fallback, first step: "did you mean ...?" with Yes and No buttons.
+
+    It needs the domain's responses (`send_domain: true` in domain.yml): with Rasa's selective
+    domain on, an action gets no domain otherwise, finds no question and always asks to
+    rephrase instead."""
 
     def name(self) -> str:
         return "action_default_ask_affirmation"

@@ -31,6 +31,7 @@ from cdp.orders.support import (
     request_invoice_copy,
     request_refund,
 )
+from cdp.verification.senders import queue_email
 
 
 def _latest_with_status(statuses: tuple[OrderStatus, ...]):  # type: ignore[no-untyped-def]
@@ -92,10 +93,21 @@ def refund_answer(
     return Answer(response="utter_refund_requested", variables=variables)
 
 
+def invoice_copy_text(order: Order) -> str:
+    """The email body of an invoice copy: the order as it was invoiced."""
+    lines = formatting.order_lines(order.lines, order.currency)
+    total = formatting.money(order.total, order.currency)
+    return (
+        f"Copy of the invoice for order {order.order_id} of {formatting.day(order.placed_at)}\n"
+        f"{lines}\nTotal {total}"
+    )
+
+
 def invoice_answer(
     session: Session, customer_id: str | None, typed_ref: str | None, key: str, channel: str | None
 ) -> Answer | None:
-    """Ask the back office for a copy of the order's invoice, sent to the account's email."""
+    """Email a copy of the order's invoice to the account's email, once per request: the
+    request is recorded as an event and the email queued in the outbox in one transaction."""
     lookup = look_up_order(
         session,
         customer_id,
@@ -113,7 +125,8 @@ def invoice_answer(
         )
     if not lookup.profile.email:
         return Answer(response="utter_invoice_no_email", variables={"order_id": order.order_id})
-    request_invoice_copy(session, order, key, channel)
+    if request_invoice_copy(session, order, key, channel):
+        queue_email(session, lookup.profile.email, invoice_copy_text(order))
     return Answer(
         response="utter_invoice_sent",
         variables={"order_id": order.order_id, "email": lookup.profile.email},

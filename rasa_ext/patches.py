@@ -1,7 +1,9 @@
 """Fixes to Rasa 3.6 internals, applied before the server starts (`rasa_ext.apply_patches`).
 
-Each one keeps Rasa's behaviour and only removes a cost or a defect measured here; each has a
-test in tests/test_rasa_ext.py that fails if the installed Rasa no longer needs or fits it.
+Each one keeps Rasa's behaviour and only removes a cost or a defect measured here (the one
+change to what the customer sees: a typed yes or no to "did you mean ...?" counts as its
+button, rasa_ext/typed_answers.py); each has a test in tests/rasa_ext/ that fails if the
+installed Rasa no longer needs or fits it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 from rasa.utils.endpoints import EndpointConfig
 from rasa.utils.tensorflow.models import RasaModel
 
-from rasa_ext import handoff
+from rasa_ext import handoff, typed_answers
 from rasa_ext.action_calls import action_call_format, shared_session
 from rasa_ext.deferred_ted import best_policy_prediction, deferred_ted_predict
 from rasa_ext.fast_load import load_for_prediction
@@ -203,6 +205,7 @@ def apply_patches() -> None:
     RasaModel._rasa_predict = rasa_predict_on_concrete_graph  # type: ignore[method-assign]
     RasaModel.load = classmethod(load_for_prediction)  # type: ignore[method-assign,assignment]
     MessageProcessor.handle_message = handoff.handle_message  # type: ignore[method-assign]
+    MessageProcessor.parse_message = typed_answers.parse_message  # type: ignore[method-assign]
     RulePolicy.format_tracker_states = staticmethod(  # type: ignore[method-assign]
         format_states_for_debug_log
     )

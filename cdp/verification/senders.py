@@ -276,6 +276,20 @@ def sender_for(target_type: TargetType, engine: Engine) -> CodeSender:
     raise SenderMisconfigured(f"{variable} must be outbox or {provider}, got {choice!r}")
 
 
+def queue_email(session: Session, recipient: str, body: str) -> None:
+    """Put an email that belongs to a CDP write (an invoice copy) in the outbox, in the
+    caller's transaction: it is sent exactly when the write commits."""
+    session.add(
+        OutboxMessage(
+            code_id=None,
+            target_type=TargetType.EMAIL,
+            recipient=recipient,
+            body=body,
+            created_at=clock.utcnow(),
+        )
+    )
+
+
 def outbox_messages(session: Session, recipient: str | None = None) -> list[OutboxMessage]:
     """Outbox rows, oldest first, optionally only those to one recipient."""
     query = select(OutboxMessage).order_by(OutboxMessage.id)

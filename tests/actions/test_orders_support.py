@@ -8,6 +8,8 @@ from sqlalchemy import Engine, select
 from actions.support import ActionComplaint, ActionInvoice, ActionPaymentIssue, ActionRefund
 from cdp.db import transaction
 from cdp.events.models import Event
+from cdp.verification.models import TargetType
+from cdp.verification.senders import outbox_messages
 from tests.actions.order_messages import ANONYMOUS, run, said
 
 pytestmark = pytest.mark.usefixtures("demo_cdp")
@@ -72,6 +74,11 @@ async def test_an_invoice_copy_goes_to_the_account_email_once_per_request(
         assert message["response"] == "utter_invoice_sent"
         assert (message["order_id"], message["email"]) == ("O-5001", "ana.diaz@example.com")
     assert len(events_of(demo_cdp, ANA, "invoice_copy_requested")) == 1
+    with transaction(demo_cdp) as session:
+        [email] = outbox_messages(session, "ana.diaz@example.com")
+        assert email.target_type is TargetType.EMAIL
+        assert email.body.startswith("Copy of the invoice for order O-5001 of ")
+        assert "Total $" in email.body
     message, _ = await run(ActionInvoice(), said("invoice", CHLOE, {"order_id": "O-5010"}))
     assert message["response"] == "utter_invoice_cancelled_order"
     message, _ = await run(ActionInvoice(), said("invoice", ANA, {"order_id": "O-5010"}))
