@@ -7,6 +7,10 @@ problems and complaints offer a person in the first answer, not after a detour.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -17,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from actions import formatting
 from actions.anonymous import tell_anonymous
-from actions.cdp_access import in_cdp_transaction
+from actions.cdp_access import cdp_engine, in_cdp_transaction
 from actions.identity import identified_profile, verified_customer_id
 from actions.order_lookup import Answer, Found, look_up_order, request_key, typed_order_ref
+from cdp.errors import CdpError
 from cdp.orders.models import Order, OrderStatus
 from cdp.orders.service import CHANGEABLE_STATUSES
 from cdp.orders.support import (
@@ -31,7 +36,10 @@ from cdp.orders.support import (
     request_invoice_copy,
     request_refund,
 )
-from cdp.verification.senders import queue_email
+from cdp.verification.models import TargetType
+from cdp.verification.senders import CodeMessage, DeliveryFailed, sender_for
+
+logger = logging.getLogger(__name__)
 
 
 def _latest_with_status(statuses: tuple[OrderStatus, ...]):  # type: ignore[no-untyped-def]
@@ -103,11 +111,20 @@ def invoice_copy_text(order: Order) -> str:
     )
 
 
+@dataclass(frozen=True)
+class InvoiceReply:
+    """The answer, and the invoice email to send once the request is committed (None when
+    there is nothing to send, or it was sent for this message already)."""
+
+    answer: Answer | None
+    email: CodeMessage | None = None
+
+
 def invoice_answer(
     session: Session, customer_id: str | None, typed_ref: str | None, key: str, channel: str | None
-) -> Answer | None:
-    """Email a copy of the order's invoice to the account's email, once per request: the
-    request is recorded as an event and the email queued in the outbox in one transaction."""
+) -> InvoiceReply:
+    """Record a request for a copy of the order's invoice, once per request, and make the
+    email of it for the account's email address."""
     lookup = look_up_order(
         session,
         customer_id,
@@ -115,22 +132,49 @@ def invoice_answer(
         _latest_with_status(tuple(s for s in OrderStatus if s is not OrderStatus.CANCELLED)),
     )
     if lookup.found is Found.ANONYMOUS:
-        return None
+        return InvoiceReply(None)
     if lookup.order is None or lookup.profile is None:
-        return _not_found(lookup.found, typed_ref, Answer(response="utter_invoice_no_order"))
+        return InvoiceReply(
+            _not_found(lookup.found, typed_ref, Answer(response="utter_invoice_no_order"))
+        )
     order = lookup.order
     if order.status is OrderStatus.CANCELLED:
-        return Answer(
-            response="utter_invoice_cancelled_order", variables={"order_id": order.order_id}
+        return InvoiceReply(
+            Answer(response="utter_invoice_cancelled_order", variables={"order_id": order.order_id})
         )
-    if not lookup.profile.email:
-        return Answer(response="utter_invoice_no_email", variables={"order_id": order.order_id})
-    if request_invoice_copy(session, order, key, channel):
-        queue_email(session, lookup.profile.email, invoice_copy_text(order))
-    return Answer(
-        response="utter_invoice_sent",
-        variables={"order_id": order.order_id, "email": lookup.profile.email},
+    email = lookup.profile.email
+    if not email:
+        return InvoiceReply(
+            Answer(response="utter_invoice_no_email", variables={"order_id": order.order_id})
+        )
+    sent = Answer(
+        response="utter_invoice_sent", variables={"order_id": order.order_id, "email": email}
     )
+    if not request_invoice_copy(session, order, key, channel):
+        return InvoiceReply(sent)  # this message was answered before: sent then
+    # One Message-ID per request, so a mail system can tell a repeated email.
+    request = hashlib.sha256(key.encode()).hexdigest()[:16]
+    message = CodeMessage(
+        code_id=None,
+        target_type=TargetType.EMAIL,
+        recipient=email,
+        body=invoice_copy_text(order),
+        subject=f"Copy of the invoice for order {order.order_id}",
+        reference=f"invoice-{order.order_id}-{request}",
+    )
+    return InvoiceReply(sent, message)
+
+
+async def send_email(message: CodeMessage) -> bool:
+    """Send an email of the assistant through the configured email sender (the outbox in
+    development, SMTP in production); False, logged, when it could not be delivered."""
+    try:
+        sender = sender_for(TargetType.EMAIL, cdp_engine())
+        await asyncio.to_thread(sender.send, message)
+        return True
+    except (DeliveryFailed, CdpError):
+        logger.exception("email %s was not delivered", message.label)
+        return False
 
 
 def payment_issue_answer(session: Session, customer_id: str | None) -> Answer | None:
@@ -207,9 +251,15 @@ class ActionInvoice(Action):
     ) -> list[EventType]:
         customer_id, typed_ref = verified_customer_id(tracker), typed_order_ref(tracker)
         key, channel = request_key(tracker), tracker.get_latest_input_channel()
-        answer = await in_cdp_transaction(
+        reply = await in_cdp_transaction(
             lambda session: invoice_answer(session, customer_id, typed_ref, key, channel)
         )
+        answer = reply.answer
+        if reply.email is not None and answer is not None and not await send_email(reply.email):
+            answer = Answer(
+                response="utter_invoice_not_sent",
+                variables={"order_id": answer.variables["order_id"]},
+            )
         return say(dispatcher, answer)
 
 

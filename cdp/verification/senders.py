@@ -67,12 +67,20 @@ def _deliver_with_retries(attempt: Callable[[], None]) -> None:
 
 @dataclass(frozen=True)
 class CodeMessage:
-    """One code to deliver: where, what to say, and which code row it belongs to."""
+    """One message to deliver: where, what to say, and what it is: a one-time code (its row,
+    `code_id`) or another email of the assistant, named by `reference` (an invoice copy)."""
 
-    code_id: int
+    code_id: int | None
     target_type: TargetType
     recipient: str
     body: str
+    subject: str | None = None
+    reference: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the message is, for errors, logs and the email's Message-ID."""
+        return self.reference or f"verification-code-{self.code_id}"
 
 
 class CodeSender(Protocol):
@@ -205,14 +213,14 @@ class SmtpEmailSender:
         )
 
     def email_for(self, message: CodeMessage) -> EmailMessage:
-        """The email of one code. Its Message-ID names the code, so a mail system that sees
-        the same code's email twice can tell."""
+        """The email of one message. Its Message-ID names the code or the reference, so a mail
+        system that sees the same email twice can tell."""
         email = EmailMessage()
         email["From"] = self.from_address
         email["To"] = message.recipient
-        email["Subject"] = self.subject
+        email["Subject"] = message.subject or self.subject
         domain = self.from_address.rpartition("@")[2].strip("> ") or self.host
-        email["Message-ID"] = f"<verification-code-{message.code_id}@{domain}>"
+        email["Message-ID"] = f"<{message.label}@{domain}>"
         email.set_content(message.body)
         return email
 
@@ -239,16 +247,14 @@ class SmtpEmailSender:
                     client.send_message(email)
             except smtplib.SMTPRecipientsRefused as error:
                 codes = [code for code, _ in error.recipients.values()]
-                problem = f"{where} refused the recipient of code {message.code_id}: {codes}"
+                problem = f"{where} refused the recipient of {message.label}: {codes}"
                 if all(400 <= code < 500 for code in codes):
                     raise _TransientFailure(problem) from error
                 raise DeliveryFailed(problem) from error
             except smtplib.SMTPResponseException as error:
                 reply = error.smtp_error
                 text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
-                problem = (
-                    f"{where} refused the email of code {message.code_id}: {error.smtp_code} {text}"
-                )
+                problem = f"{where} refused the email of {message.label}: {error.smtp_code} {text}"
                 if 400 <= error.smtp_code < 500:
                     raise _TransientFailure(problem) from error
                 raise DeliveryFailed(problem) from error
@@ -274,20 +280,6 @@ def sender_for(target_type: TargetType, engine: Engine) -> CodeSender:
     if choice == "outbox":
         return OutboxSender(engine)
     raise SenderMisconfigured(f"{variable} must be outbox or {provider}, got {choice!r}")
-
-
-def queue_email(session: Session, recipient: str, body: str) -> None:
-    """Put an email that belongs to a CDP write (an invoice copy) in the outbox, in the
-    caller's transaction: it is sent exactly when the write commits."""
-    session.add(
-        OutboxMessage(
-            code_id=None,
-            target_type=TargetType.EMAIL,
-            recipient=recipient,
-            body=body,
-            created_at=clock.utcnow(),
-        )
-    )
 
 
 def outbox_messages(session: Session, recipient: str | None = None) -> list[OutboxMessage]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Engine, select
 
 from actions.support import ActionComplaint, ActionInvoice, ActionPaymentIssue, ActionRefund
 from cdp.db import transaction
 from cdp.events.models import Event
+from cdp.verification import senders
 from cdp.verification.models import TargetType
 from cdp.verification.senders import outbox_messages
 from tests.actions.order_messages import ANONYMOUS, run, said
+from tests.mail_server import MailHandler, MailServer, serve_mail
 
 pytestmark = pytest.mark.usefixtures("demo_cdp")
 
@@ -83,6 +88,52 @@ async def test_an_invoice_copy_goes_to_the_account_email_once_per_request(
     assert message["response"] == "utter_invoice_cancelled_order"
     message, _ = await run(ActionInvoice(), said("invoice", ANA, {"order_id": "O-5010"}))
     assert message["response"] == "utter_order_not_found"
+
+
+@pytest.fixture
+def smtp_relay(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailServer]:
+    """Emails go through SMTP to a real local SMTP server, as in production."""
+    for server in serve_mail(MailHandler()):
+        for name, value in {
+            "VERIFICATION_EMAIL_SENDER": "smtp",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(server.port),
+            "SMTP_SECURITY": "none",
+            "SMTP_FROM": "Northwind Corner <orders@northwind.example>",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+async def test_an_invoice_copy_is_emailed_through_smtp_once_per_request(
+    demo_cdp: Engine, smtp_relay: MailServer
+) -> None:
+    for _ in range(2):  # the same message redelivered
+        message, _ = await run(ActionInvoice(), said("invoice", ANA, {"order_id": "O-5001"}))
+        assert message["response"] == "utter_invoice_sent"
+    [(sender, recipients, email)] = smtp_relay.handler.delivered
+    assert (sender, recipients) == ("orders@northwind.example", ["ana.diaz@example.com"])
+    assert email["Subject"] == "Copy of the invoice for order O-5001"
+    assert re.fullmatch(r"<invoice-O-5001-[0-9a-f]{16}@northwind\.example>", email["Message-ID"])
+    assert "Total $" in email.get_payload(decode=True).decode()
+    with transaction(demo_cdp) as session:
+        assert outbox_messages(session) == []  # SMTP, not the development outbox
+
+
+async def test_an_invoice_copy_that_cannot_be_sent_says_so(
+    demo_cdp: Engine, smtp_relay: MailServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(senders, "RETRY_DELAYS_S", (0.01, 0.02))
+    smtp_relay.handler.refused = {"ana.diaz@example.com": "550 5.1.1 no such mailbox"}
+    message, _ = await run(ActionInvoice(), said("invoice", ANA, {"order_id": "O-5001"}))
+    assert (message["response"], message["order_id"]) == ("utter_invoice_not_sent", "O-5001")
+    assert len(events_of(demo_cdp, ANA, "invoice_copy_requested")) == 1
+    smtp_relay.handler.refused = {}
+    message, _ = await run(
+        ActionInvoice(), said("invoice", ANA, {"order_id": "O-5001"}, message_id="m-again")
+    )
+    assert message["response"] == "utter_invoice_sent"  # asked again: a new request, sent
+    assert len(smtp_relay.handler.delivered) == 1
 
 
 async def test_a_failed_payment_is_explained_and_a_person_offered() -> None:

@@ -7,14 +7,10 @@ from __future__ import annotations
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import Engine, create_engine
 
@@ -30,38 +26,12 @@ from cdp.verification.senders import (
     sender_for,
 )
 from cdp.verification.service import Requester, VerificationSettings, issue_code
+from tests.mail_server import MailHandler, MailServer, serve_mail
 from tools.stack import free_port
 
 MESSAGE = CodeMessage(42, TargetType.EMAIL, "ana.diaz@example.com", "Your code is 123456.")
 FROM = "Northwind Corner <no-reply@northwind.example>"
 USER, PASSWORD = "mailer", "s3cret-pass"
-
-
-@dataclass
-class MailHandler:
-    """Accepts mail and keeps it; answers DATA with the next of `data_replies` (the last one
-    repeated) and refuses the recipients in `refused`."""
-
-    data_replies: list[str] = field(default_factory=lambda: ["250 OK"])
-    refused: dict[str, str] = field(default_factory=dict)
-    delivered: list[tuple[str, list[str], Message]] = field(default_factory=list)
-    data_attempts: int = 0
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if address in self.refused:
-            return self.refused[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        reply = self.data_replies[min(self.data_attempts, len(self.data_replies) - 1)]
-        self.data_attempts += 1
-        if reply.startswith("250"):
-            email = message_from_bytes(envelope.original_content)
-            self.delivered.append((envelope.mail_from, list(envelope.rcpt_tos), email))
-        return reply
 
 
 def check_login(
@@ -98,26 +68,10 @@ def _server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return context
 
 
-@dataclass
-class MailServer:
-    handler: MailHandler
-    port: int
-
-
-def _serve(handler: MailHandler, **options: Any) -> Iterator[MailServer]:
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    try:
-        yield MailServer(handler, port)
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def plain_server() -> Iterator[MailServer]:
     """No TLS, login offered without it (auth_require_tls off): a relay on a private network."""
-    yield from _serve(
+    yield from serve_mail(
         MailHandler(),
         authenticator=check_login,
         auth_require_tls=False,
@@ -126,7 +80,7 @@ def plain_server() -> Iterator[MailServer]:
 
 @pytest.fixture
 def starttls_server(certificate: tuple[Path, Path]) -> Iterator[MailServer]:
-    yield from _serve(
+    yield from serve_mail(
         MailHandler(),
         tls_context=_server_context(certificate),
         require_starttls=True,
@@ -190,7 +144,7 @@ def test_a_certificate_that_does_not_verify_stops_the_send(starttls_server: Mail
 
 def test_implicit_tls(certificate: tuple[Path, Path]) -> None:
     handler = MailHandler()
-    for server in _serve(handler, ssl_context=_server_context(certificate)):
+    for server in serve_mail(handler, ssl_context=_server_context(certificate)):
         sender = SmtpEmailSender(
             "127.0.0.1", server.port, FROM, security="ssl", ca_file=str(certificate[0])
         )
@@ -214,7 +168,8 @@ def test_refusals_and_an_unreachable_server_are_delivery_failures(
 ) -> None:
     sender = SmtpEmailSender("127.0.0.1", plain_server.port, FROM, security="none")
     plain_server.handler.refused = {MESSAGE.recipient: "550 5.1.1 no such mailbox"}
-    with pytest.raises(DeliveryFailed, match=r"refused the recipient of code 42: \[550\]"):
+    refused = r"refused the recipient of verification-code-42: \[550\]"
+    with pytest.raises(DeliveryFailed, match=refused):
         sender.send(MESSAGE)
     plain_server.handler.refused = {}
     plain_server.handler.data_replies = ["554 5.7.1 rejected as spam"]
