@@ -35,7 +35,15 @@ from cdp.attributes.service import clean_custom_value
 from cdp.computed.definitions import AggregateDef, ComputedDefinitions
 from cdp.computed.facts import event_fact, part_key
 from cdp.computed.models import ComputedPart, ComputedState
-from cdp.computed.service import _TALLIES, AggregateRow, _family, _rebuild, _Store
+from cdp.computed.service import (
+    _TALLIES,
+    AggregateRow,
+    _family,
+    _rebuild,
+    _Store,
+    part_row,
+    state_row,
+)
 from cdp.events.models import Event, EventIn
 from cdp.identities.models import Identity, IdentitySource, IdentityType
 from cdp.profiles.models import Profile, ProfileAttributes
@@ -483,35 +491,13 @@ def _insert_rows(session: Session, stores: dict[str, _Store]) -> None:
 
 
 def _state_rows(stores: dict[str, _Store]) -> list[dict[str, Any]]:
-    return [
-        {
-            "customer_id": row.customer_id,
-            "name": row.name,
-            "spec_hash": row.spec_hash,
-            "count": row.count,
-            "total": row.total,
-            "value": row.value,
-            "at": row.at,
-        }
-        for store in stores.values()
-        for row in store.states.values()
-    ]
+    return [state_row(row) for store in stores.values() for row in store.states.values()]
 
 
 def _part_rows(stores: dict[str, _Store]) -> list[dict[str, Any]]:
     """Part rows with a non-zero count (a tally or bucket at zero is deleted, not kept)."""
     return [
-        {
-            "customer_id": row.customer_id,
-            "name": row.name,
-            "key": row.key,
-            "day": row.day,
-            "count": row.count,
-            "total": row.total,
-        }
-        for store in stores.values()
-        for row in store.parts.values()
-        if row.count != 0
+        part_row(row) for store in stores.values() for row in store.parts.values() if row.count != 0
     ]
 
 

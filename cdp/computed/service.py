@@ -213,9 +213,9 @@ class _Store:
         connection = session.connection()
         dialect = connection.dialect.name
         if states:
-            connection.execute(_upsert_statement(dialect, "state"), [_state_row(r) for r in states])
+            connection.execute(_upsert_statement(dialect, "state"), [state_row(r) for r in states])
         if parts:
-            connection.execute(_upsert_statement(dialect, "part"), [_part_row(r) for r in parts])
+            connection.execute(_upsert_statement(dialect, "part"), [part_row(r) for r in parts])
         if gone:
             connection.execute(
                 _delete_part_statement(),
@@ -225,7 +225,7 @@ class _Store:
             row.stored = row.values()
 
 
-def _state_row(row: AggregateRow) -> dict[str, Any]:
+def state_row(row: AggregateRow) -> dict[str, Any]:
     return {
         "customer_id": row.customer_id,
         "name": row.name,
@@ -237,7 +237,7 @@ def _state_row(row: AggregateRow) -> dict[str, Any]:
     }
 
 
-def _part_row(row: AggregateRow) -> dict[str, Any]:
+def part_row(row: AggregateRow) -> dict[str, Any]:
     return {
         "customer_id": row.customer_id,
         "name": row.name,
