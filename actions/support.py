@@ -7,9 +7,7 @@ problems and complaints offer a person in the first answer, not after a detour.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from actions import formatting
 from actions.anonymous import tell_anonymous
-from actions.cdp_access import cdp_engine, in_cdp_transaction
+from actions.cdp_access import in_cdp_transaction
+from actions.delivery import deliver
 from actions.identity import identified_profile, verified_customer_id
 from actions.order_lookup import Answer, Found, look_up_order, request_key, typed_order_ref
-from cdp.errors import CdpError
 from cdp.orders.models import Order, OrderStatus
 from cdp.orders.service import CHANGEABLE_STATUSES
 from cdp.orders.support import (
@@ -37,9 +35,7 @@ from cdp.orders.support import (
     request_refund,
 )
 from cdp.verification.models import TargetType
-from cdp.verification.senders import CodeMessage, DeliveryFailed, sender_for
-
-logger = logging.getLogger(__name__)
+from cdp.verification.senders import CodeMessage
 
 
 def _latest_with_status(statuses: tuple[OrderStatus, ...]):  # type: ignore[no-untyped-def]
@@ -165,18 +161,6 @@ def invoice_answer(
     return InvoiceReply(sent, message)
 
 
-async def send_email(message: CodeMessage) -> bool:
-    """Send an email of the assistant through the configured email sender (the outbox in
-    development, SMTP in production); False, logged, when it could not be delivered."""
-    try:
-        sender = sender_for(TargetType.EMAIL, cdp_engine())
-        await asyncio.to_thread(sender.send, message)
-        return True
-    except (DeliveryFailed, CdpError):
-        logger.exception("email %s was not delivered", message.label)
-        return False
-
-
 def payment_issue_answer(session: Session, customer_id: str | None) -> Answer | None:
     """The latest failed payment of the last 30 days, with its order and reason."""
     profile = identified_profile(session, customer_id)
@@ -255,7 +239,7 @@ class ActionInvoice(Action):
             lambda session: invoice_answer(session, customer_id, typed_ref, key, channel)
         )
         answer = reply.answer
-        if reply.email is not None and answer is not None and not await send_email(reply.email):
+        if reply.email is not None and answer is not None and not await deliver(reply.email):
             answer = Answer(
                 response="utter_invoice_not_sent",
                 variables={"order_id": answer.variables["order_id"]},

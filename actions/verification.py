@@ -19,7 +19,6 @@ activates `verification_form`:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -33,12 +32,12 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions.cdp_access import cdp_engine, in_cdp_transaction
+from actions.cdp_access import in_cdp_transaction
+from actions.delivery import deliver
 from actions.identity import channel_requester, identified_profile, verified_customer_id
 from cdp.errors import CdpError, InvalidIdentifier
 from cdp.profiles.models import Profile
 from cdp.verification.models import TargetType
-from cdp.verification.senders import DeliveryFailed, sender_for
 from cdp.verification.service import (
     CheckOutcome,
     CheckResult,
@@ -143,14 +142,10 @@ async def _deliver(issued: IssuedCode) -> bool:
     message = issued.message
     if message is None:  # not on file: nothing to send, and nobody can tell
         return True
-    try:
-        sender = sender_for(message.target_type, cdp_engine())
-        await asyncio.to_thread(sender.send, message)
+    if await deliver(message):
         return True
-    except (DeliveryFailed, CdpError):
-        logger.exception("verification code %s was not delivered", message.code_id)
-        await in_cdp_transaction(lambda session: mark_undelivered(session, message.code_id))
-        return False
+    await in_cdp_transaction(lambda session: mark_undelivered(session, message.code_id))
+    return False
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,10 @@ from cdp.identities.models import IdentitySource
 from cdp.profiles.models import Profile
 from cdp.store_card import REPLACEMENT_EVENT, CardReason
 from tests.actions.order_messages import ANONYMOUS, run, said
-from tests.actions.test_orders_forms import DOMAIN, answer, validate
+from tests.actions.test_orders_forms import DOMAIN, NEW_ADDRESS, answer, validate
 
 ANA_HOLDER, BEN_NO_CARD = "C-1001", "C-1002"
 CARD = {"address_purpose": "card"}
-NEW_ADDRESS = {
-    "address_confirmed": False,
-    "address_line1": "5 Oak Road",
-    "address_city": "Lyon",
-    "address_country": "FR",
-    "address_postal_code": "69003",
-}
 
 
 @pytest.mark.parametrize(
