@@ -1,6 +1,6 @@
 """Engine, transactions and migrations for the CDP database (SQLite or PostgreSQL)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -11,8 +11,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Connection, Engine, MetaData, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    MetaData,
+    TextClause,
+    UpdateBase,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from cdp.column_types import Money, UtcDateTime
@@ -84,6 +96,32 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+# Dialects that print SQL with :name parameters, the form text() reads back.
+_NAMED_PARAMETER_DIALECTS: dict[str, type[Dialect]] = {
+    "postgresql": postgresql.dialect,
+    "sqlite": sqlite.dialect,
+}
+
+
+def reusable_sql(statement: UpdateBase, dialect: str, keys: Sequence[str]) -> TextClause:
+    """`statement`, executed with exactly these parameter keys, as SQL that SQLAlchemy caches.
+
+    The PostgreSQL and SQLite INSERT constructs that spell ON CONFLICT opt out of the
+    statement cache, so every execution compiled them again: about 0.3 ms each, three times
+    per order written. Compiled once here into text with typed parameters (the same bind
+    processing: JSON, exact decimals, UTC times), they are compiled once per process.
+    """
+    compiled = statement.compile(
+        dialect=_NAMED_PARAMETER_DIALECTS[dialect](paramstyle="named"), column_keys=list(keys)
+    )
+    if set(compiled.binds) != set(keys):
+        raise ValueError(f"{statement} binds {sorted(compiled.binds)}, not {sorted(keys)}")
+    # text() reads ":name" as a parameter; PostgreSQL casts ("::JSON") are escaped for it.
+    return text(compiled.string.replace("::", r"\:\:")).bindparams(
+        *(bindparam(key, type_=compiled.binds[key].type) for key in keys)
+    )
 
 
 def alembic_config(connection: Connection) -> Config:

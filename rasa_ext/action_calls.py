@@ -6,6 +6,11 @@ At turn 100 serialising that payload alone was 14% of a turn. Custom actions her
 the latest message and the current turn; they get the events of the last few user turns
 (`RASA_ACTION_TRACKER_TURNS`, default 10) of the current session, and the client keeps its
 connections to the action server open between calls.
+
+The rankings in a user event's parse data (every intent's confidence, the response selector's
+candidates) were two thirds of each user event and no action reads them there: the latest
+message, whose ranking the fallback reads, is sent whole as `latest_message`. They are left
+out of the events.
 """
 
 from __future__ import annotations
@@ -59,12 +64,29 @@ def recent_events(tracker: DialogueStateTracker, turns: int) -> list[Event]:
     return window
 
 
+# Parse data an action reads from `latest_message` only, never from earlier user events.
+RANKING_KEYS = frozenset({"intent_ranking", "response_selector"})
+
+
+def event_for_action(event: Event) -> dict[str, Any]:
+    """The event as Rasa serialises it, a user message without its rankings."""
+    data = event.as_dict()
+    parse_data = data.get("parse_data") if isinstance(event, UserUttered) else None
+    if parse_data:
+        data["parse_data"] = {
+            key: value for key, value in parse_data.items() if key not in RANKING_KEYS
+        }
+    return data
+
+
 def action_call_format(
     self: RemoteAction, tracker: DialogueStateTracker, domain: Domain
 ) -> dict[str, Any]:
-    """Rasa's `RemoteAction._action_call_format`, with the recent events only."""
+    """Rasa's `RemoteAction._action_call_format`, with the recent events only, unranked."""
     tracker_state = tracker.current_state(EventVerbosity.NONE)
-    tracker_state["events"] = [event.as_dict() for event in recent_events(tracker, tracker_turns())]
+    tracker_state["events"] = [
+        event_for_action(event) for event in recent_events(tracker, tracker_turns())
+    ]
     result = {
         "next_action": self._name,
         "sender_id": tracker.sender_id,

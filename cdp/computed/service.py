@@ -28,9 +28,9 @@ from sqlalchemy import (
     CompoundSelect,
     Date,
     Delete,
-    Insert,
     Select,
     String,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -57,6 +57,7 @@ from cdp.computed.definitions import (
 from cdp.computed.expressions import EvalContext, evaluate, truthy
 from cdp.computed.facts import Fact, decode, encode, event_fact, order_facts, order_key, part_key
 from cdp.computed.models import ComputedPart, ComputedState
+from cdp.db import reusable_sql
 from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
 from cdp.orders.models import Order
@@ -256,16 +257,17 @@ _DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = 
 
 
 @cache
-def _upsert_statement(dialect: str, kind: str) -> Insert:
+def _upsert_statement(dialect: str, kind: str) -> TextClause:
     """INSERT ... ON CONFLICT DO UPDATE of the value columns, built once per dialect: new
-    and changed rows of a table go in one executemany (one multi-row statement)."""
+    and changed rows of a table go in one executemany."""
     table = ComputedState.__table__ if kind == "state" else ComputedPart.__table__
     keys = [column.name for column in table.primary_key.columns]
     columns = _STATE_VALUE_COLUMNS if kind == "state" else _PART_VALUE_COLUMNS
     insert = _DIALECT_INSERTS[dialect](table)
-    return insert.on_conflict_do_update(
+    upsert = insert.on_conflict_do_update(
         index_elements=keys, set_={name: insert.excluded[name] for name in columns}
     )
+    return reusable_sql(upsert, dialect, [column.name for column in table.columns])
 
 
 @cache

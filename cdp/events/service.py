@@ -4,11 +4,12 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Insert, select
+from sqlalchemy import TextClause, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cdp.computed.service import apply_event, lock_profile
+from cdp.db import reusable_sql
 from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
 
@@ -25,14 +26,7 @@ def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool
     """
     if not lock_profile(session, incoming.customer_id):
         raise ProfileNotFound(incoming.customer_id)
-    values = {
-        "event_id": incoming.event_id,
-        "customer_id": incoming.customer_id,
-        "type": incoming.type,
-        "occurred_at": incoming.occurred_at,
-        "channel": incoming.channel,
-        "properties": incoming.properties,
-    }
+    values = {key: getattr(incoming, key) for key in _EVENT_KEYS}
     statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
     if session.connection().execute(statement, values).first() is None:
         return False
@@ -48,16 +42,20 @@ _DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = 
 }
 
 
+_EVENT_KEYS = ("event_id", "customer_id", "type", "occurred_at", "channel", "properties")
+
+
 @cache
-def _insert_ignoring_duplicates(dialect: str) -> Insert:
+def _insert_ignoring_duplicates(dialect: str) -> TextClause:
     # Built once per dialect and run as Core on the session's connection: building it and
     # the ORM's bulk-insert handling cost more than the INSERT itself.
     table = Event.__table__
-    return (
+    statement = (
         _DIALECT_INSERTS[dialect](table)
         .on_conflict_do_nothing(index_elements=[table.c.event_id])
         .returning(table.c.id)
     )
+    return reusable_sql(statement, dialect, _EVENT_KEYS)
 
 
 def latest_event(

@@ -1,5 +1,6 @@
 """Runs in the Rasa venv (called by test_patches.py): the action-call payload is Rasa's, with the
-events of the last turns of the current session only; the client session stays open."""
+events of the last turns of the current session only, user events without their rankings (the
+latest message keeps them); the client session stays open."""
 
 import asyncio
 import json
@@ -24,10 +25,19 @@ DOMAIN = Domain.from_yaml("version: '3.1'\nslots:\n  customer_id:\n    type: any
 original_format = RemoteAction._action_call_format
 
 
+RANKED = {
+    "intent_ranking": [{"name": "greet", "confidence": 0.9}, {"name": "faq", "confidence": 0.1}],
+    "response_selector": {"faq": {"ranking": [{"intent_response_key": "faq/hours"}]}},
+}
+
+
 def turn(n):
+    intent = {"name": "greet", "confidence": 0.9}
+    entities = [{"entity": "order_id", "value": f"O-{n}", "start": 0, "end": 1}]
+    parse_data = {"intent": intent, "entities": entities, "text": f"message {n}", **RANKED}
     return [
         ActionExecuted("action_listen"),
-        UserUttered(f"message {n}", {"name": "greet", "confidence": 1.0}),
+        UserUttered(f"message {n}", intent, entities, parse_data),
         ActionExecuted("utter_greet"),
         BotUttered(f"reply {n}"),
     ]
@@ -60,7 +70,19 @@ def payload_checks():
         session_start = max(i for i, e in enumerate(all_events) if e["event"] == "session_started")
         user_positions = [i for i, e in enumerate(all_events) if e["event"] == "user"]
         start = max(session_start, user_positions[-window] if len(user_positions) >= window else 0)
-        results[name] = got == full and events == all_events[start:]
+        unranked = [
+            {**e, "parse_data": {k: v for k, v in e["parse_data"].items() if k not in RANKED}}
+            if e["event"] == "user"
+            else e
+            for e in all_events[start:]
+        ]
+        results[name] = (
+            got == full
+            and events == unranked
+            and all(e["parse_data"]["entities"] for e in events if e["event"] == "user")
+            and got["tracker"]["latest_message"]["intent_ranking"] == RANKED["intent_ranking"]
+            and got["tracker"]["latest_message"]["response_selector"] == RANKED["response_selector"]
+        )
     return results
 
 
