@@ -35,8 +35,8 @@ from cdp.attributes.errors import AttributeTypeChanged, UnknownAttribute, Unveri
 from cdp.attributes.service import check_definitions_against_data, register_type
 from cdp.bulk import (
     NewProfile,
+    NewProfileAggregates,
     apply_events_in_bulk,
-    fold_events_of_new_profiles,
     insert_events,
     insert_new_profiles,
     new_profile_rows,
@@ -639,7 +639,7 @@ class _BulkBatch:
         self.erasures = bool(session.scalar(select(exists().select_from(ErasedIdentifier))))
         self.existing: set[str] = set()  # customers known to have a profile now
         self.fresh: set[str] = set()  # profiles this import created in bulk
-        self.fresh_with_events: set[str] = set()  # ... whose aggregates are folded at the end
+        self.fresh_aggregates = NewProfileAggregates(self.computed, utcnow())
         self.registered: set[str] = set()  # custom attributes whose type is registered
         self.pending: list[_Pending] = []
         self.pending_profiles: set[str] = set()
@@ -694,7 +694,7 @@ class _BulkBatch:
             else:
                 errors.append(_unknown_customer(item.record, item.customer_id))
         stored = insert_events(self.session, events)
-        self.fresh_with_events.update(e.customer_id for e in stored if e.customer_id in self.fresh)
+        self.fresh_aggregates.add(e for e in stored if e.customer_id in self.fresh)
         apply_events_in_bulk(
             self.session,
             [event for event in stored if event.customer_id not in self.fresh],
@@ -712,10 +712,7 @@ class _BulkBatch:
     def finish(self) -> None:
         """Write the last lines, then the event aggregates of the profiles created here."""
         self.flush()
-        fold_events_of_new_profiles(
-            self.session, sorted(self.fresh_with_events), self.computed, utcnow()
-        )
-        self.fresh_with_events.clear()
+        self.fresh_aggregates.write(self.session)
 
     def _write_profiles(self, items: list[_Pending], errors: list[ImportRecordError]) -> None:
         stored = stored_customers(
