@@ -70,17 +70,40 @@ from cdp.profiles.models import Profile, ProfileAttributes
 # Rows per multi-row statement: well under PostgreSQL's 65535 bind parameters per statement.
 STATEMENT_ROWS = 1000
 _STANDARD_COLUMNS = ("first_name", "last_name", "email", "phone", "language", "timezone")
+# Rows are built as lists in these column orders: no dict per row to build and take apart.
+_PROFILE_COLUMNS = (
+    "customer_id",
+    *_STANDARD_COLUMNS,
+    *(f"address_{part}" for part in ADDRESS_PARTS),
+    "custom",
+    "created_at",
+    "updated_at",
+    "merged_into",
+)
+_ATTRIBUTE_COLUMNS = (
+    "customer_id",
+    "name",
+    "kind",
+    "value",
+    "value_type",
+    "source",
+    "verified",
+    "set_at",
+)
+_IDENTITY_COLUMNS = ("customer_id", "type", "value", "verified", "source", "created_at")
 
 
 @dataclass(frozen=True)
 class NewProfile:
-    """The rows upsert_profile would insert for a profile that does not exist yet."""
+    """The rows upsert_profile would insert for a profile that does not exist yet: its
+    profiles row and attribute_values rows (_PROFILE_COLUMNS, _ATTRIBUTE_COLUMNS order)."""
 
     customer_id: str
-    profile: dict[str, Any]
-    attribute_values: list[dict[str, Any]]
+    profile: list[Any]
+    attribute_values: list[list[Any]]
     identities: list[tuple[IdentityType, str, bool]]
     declared: frozenset[str]
+    created_at: datetime
 
 
 def new_profile_rows(
@@ -92,7 +115,8 @@ def new_profile_rows(
 ) -> NewProfile:
     """Validate the custom values and build the rows; InvalidValue (field = the custom
     attribute) or UnknownAttribute like upsert_profile. Values are already normalised."""
-    columns = {name: getattr(attributes, name) for name in _STANDARD_COLUMNS}
+    standard = [getattr(attributes, name) for name in _STANDARD_COLUMNS]
+    columns = dict(zip(_STANDARD_COLUMNS, standard, strict=True))
     wanted = [name for name, value in columns.items() if value is not None]
     if attributes.address is not None:
         wanted.append("address")
@@ -102,43 +126,35 @@ def new_profile_rows(
         (declared if key in definitions.attributes else undeclared)[key] = value
     if undeclared and definitions.undeclared == "reject":
         raise UnknownAttribute(sorted(undeclared)[0])
-    profile: dict[str, Any] = {
-        "customer_id": customer_id,
-        **columns,
-        "custom": undeclared,
-        "created_at": now,
-        "updated_at": now,
-        "merged_into": None,
-    }
-    for part in ADDRESS_PARTS:
-        profile["address_" + part] = getattr(attributes.address, part, None)
+    address = attributes.address
+    profile = [
+        customer_id,
+        *standard,
+        *(getattr(address, part, None) for part in ADDRESS_PARTS),
+        undeclared,
+        now,
+        now,
+        None,
+    ]
+    standard_kind = AttributeKind.STANDARD
     values = [
-        _attribute_row(
-            customer_id,
-            name,
-            AttributeKind.STANDARD,
-            None,
-            None,
-            source,
-            now,
-            _verified(attributes, name),
-        )
+        [customer_id, name, standard_kind, None, None, source, _verified(attributes, name), now]
         for name in wanted
     ]
     for name, raw in declared.items():
         definition = definitions.attributes[name]
         value = None if raw is None else clean_custom_value(definition, raw)
         values.append(
-            _attribute_row(
+            [
                 customer_id,
                 name,
                 AttributeKind.CUSTOM,
                 value,
                 definition.type.value,
                 source,
-                now,
                 attributes.verified,
-            )
+                now,
+            ]
         )
     identities = [
         (kind, columns[kind.value], verified)
@@ -148,7 +164,7 @@ def new_profile_rows(
         )
         if columns[kind.value] is not None
     ]
-    return NewProfile(customer_id, profile, values, identities, frozenset(declared))
+    return NewProfile(customer_id, profile, values, identities, frozenset(declared), now)
 
 
 def _verified(attributes: ProfileAttributes, name: str) -> bool:
@@ -157,28 +173,6 @@ def _verified(attributes: ProfileAttributes, name: str) -> bool:
     if name == "phone":
         return attributes.phone_verified
     return attributes.verified
-
-
-def _attribute_row(
-    customer_id: str,
-    name: str,
-    kind: AttributeKind,
-    value: Any,
-    value_type: str | None,
-    source: IdentitySource,
-    now: datetime,
-    verified: bool,
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "name": name,
-        "kind": kind,
-        "value": value,
-        "value_type": value_type,
-        "source": source,
-        "verified": verified,
-        "set_at": now,
-    }
 
 
 def stored_customers(session: Session, customer_ids: Iterable[str]) -> set[str]:
@@ -219,28 +213,28 @@ def insert_new_profiles(session: Session, profiles: Sequence[NewProfile]) -> Non
     if not profiles:
         return
     session.flush()
-    now = profiles[0].profile["created_at"]
-    _insert(session, Profile.__table__, [item.profile for item in profiles])
-    _insert(
+    _write(
         session,
-        AttributeValue.__table__,
-        [row for item in profiles for row in item.attribute_values],
+        "profiles",
+        _columns(Profile.__table__, _PROFILE_COLUMNS),
+        (item.profile for item in profiles),
     )
-    _insert(
+    _write(
         session,
-        Identity.__table__,
-        [
-            {
-                "customer_id": item.customer_id,
-                "type": kind,
-                "value": value,
-                "verified": verified,
-                "source": IdentitySource.IMPORT,
-                "created_at": now,
-            }
+        "attribute_values",
+        _columns(AttributeValue.__table__, _ATTRIBUTE_COLUMNS),
+        (row for item in profiles for row in item.attribute_values),
+    )
+    source = IdentitySource.IMPORT
+    _write(
+        session,
+        "identities",
+        _columns(Identity.__table__, _IDENTITY_COLUMNS),
+        (
+            [item.customer_id, kind, value, verified, source, item.created_at]
             for item in profiles
             for kind, value, verified in item.identities
-        ],
+        ),
     )
 
 
@@ -275,8 +269,11 @@ _EVENT_COLUMNS = ("event_id", "customer_id", "type", "occurred_at", "channel", "
 
 
 def _event_columns() -> list[Column[Any]]:
-    columns = Event.__table__.c
-    return [columns[name] for name in _EVENT_COLUMNS]
+    return _columns(Event.__table__, _EVENT_COLUMNS)
+
+
+def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    return [table.c[name] for name in names]
 
 
 def _event_row(event: EventIn) -> list[Any]:
@@ -529,7 +526,7 @@ def _insert(
     _write(
         session,
         into or table.name,
-        [table.c[name] for name in names],
+        _columns(table, names),
         ([row[name] for name in names] for row in rows),
     )
 
@@ -563,7 +560,8 @@ def _write(
 def _converted(
     rows: Iterable[list[Any]], converters: list[Callable[[Any], Any] | None]
 ) -> Iterator[list[Any]]:
-    """Rows with each value passed through its column's converter (None: as it is).
+    """Copies of the rows with each value passed through its column's converter (None: as
+    it is).
 
     A value that is the very object the row before had in that column (the import's
     timestamp, an enum member, None, True) reuses its converted form: most converted
@@ -572,13 +570,14 @@ def _converted(
     last: list[Any] = [_NOTHING] * len(converters)
     done: list[Any] = [None] * len(converters)
     for row in rows:
+        converted = list(row)
         for index, convert in active:
-            value = row[index]
+            value = converted[index]
             if value is not last[index]:
                 last[index] = value
                 done[index] = convert(value)
-            row[index] = done[index]
-        yield row
+            converted[index] = done[index]
+        yield converted
 
 
 _NOTHING = object()
