@@ -19,12 +19,14 @@ their definitions (cdp.attributes), and the definitions against the stored data 
 import gc
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from threading import Thread
 from typing import Any, TypeVar
 
 from sqlalchemy import exists, select
@@ -217,7 +219,7 @@ def import_lines(
     summary = ImportSummary()
     check_definitions_against_data(session, load_custom_definitions())
     batch = _BulkBatch(session, summary, skip_invalid) if bulk else None
-    with _rare_collections() if bulk else nullcontext():
+    with _rare_collections() if bulk else nullcontext(), _settled(batch):
         for line_no, raw in enumerate(lines, start=1):
             try:
                 text = _decode(line_no, raw)
@@ -240,6 +242,17 @@ def import_lines(
             batch.finish()
     summary.skipped.sort(key=lambda error: error.line_no)
     return summary
+
+
+@contextmanager
+def _settled(batch: "_BulkBatch | None") -> Iterator[None]:
+    """On the way out, even on an error, wait for a chunk still being written: only then
+    is the session the caller's again (the chunk's own error is then not raised)."""
+    try:
+        yield
+    finally:
+        if batch is not None and batch.in_flight is not None:
+            batch.in_flight.thread.join()
 
 
 # Objects allocated between two youngest-generation collections during a bulk import.
@@ -295,7 +308,9 @@ class _Fields:
     def error(self, key: str | None, reason: str) -> ImportRecordError:
         return ImportRecordError(self.line_no, self.path_of(key), reason)
 
-    def reject_unknown(self, allowed: Collection[str]) -> None:
+    def reject_unknown(self, allowed: AbstractSet[str]) -> None:
+        if self.data.keys() <= allowed:
+            return  # one set comparison in C for the usual line
         for key in self.data:
             if key not in allowed:
                 expected = ", ".join(sorted(allowed))
@@ -659,6 +674,15 @@ class _BulkBatch:
     profiles that already exist, profiles defined twice, identifiers someone holds (or an
     erased person held) and custom values that fail validation go through upsert_profile,
     which raises the same errors as without bulk.
+
+    On PostgreSQL a full chunk is written by a background thread while the next lines are
+    parsed and validated, so the server works (in its own process) while Python reads
+    on. Only one chunk is in flight and every other use of the session (flush, finish,
+    the one-record path after a flush) waits for it first, so the session is never used
+    by two threads at once and errors keep their line order. What add() reads meanwhile
+    (`existing`) may lag; a lagging answer only sends a line down the checked path, which
+    looks in the database. (SQLite releases the GIL for every row it steps, and a writer
+    thread waiting to get it back each time made the import slower.)
     """
 
     def __init__(self, session: Session, summary: ImportSummary, skip_invalid: bool) -> None:
@@ -676,6 +700,8 @@ class _BulkBatch:
         self.pending_profiles: set[str] = set()
         self.flushed = 0  # lines handed to cdp.bulk so far
         self.analyze_at = ANALYZE_FIRST_AT
+        self.in_background = session.get_bind().dialect.name == "postgresql"
+        self.in_flight: _Background | None = None  # the chunk being written
 
     def add(self, kind: str, record: _Fields) -> bool:
         """Validate and buffer a profile or event line; False for other kinds."""
@@ -697,12 +723,31 @@ class _BulkBatch:
             return False
         self.pending.append(item)
         if len(self.pending) >= BULK_CHUNK:
-            self.flush()
+            if self.in_background:
+                self.wait()
+                self.in_flight = _Background(partial(self._write, self._take_pending()))
+            else:
+                self.flush()
         return True
 
     def flush(self) -> None:
-        """Write the buffered lines; their errors are raised (lowest line first) or skipped."""
+        """Write the buffered lines now, after the chunk in flight; errors are raised
+        (lowest line first) or skipped."""
+        self.wait()
+        self._write(self._take_pending())
+
+    def wait(self) -> None:
+        """Let the chunk in flight finish. Its error is raised here, and again on every
+        later call: no line after it may be written or reported first."""
+        if self.in_flight is not None:
+            self.in_flight.result()
+            self.in_flight = None
+
+    def _take_pending(self) -> list[_Pending]:
         pending, self.pending, self.pending_profiles = self.pending, [], set()
+        return pending
+
+    def _write(self, pending: list[_Pending]) -> None:
         if not pending:
             return
         self.flushed += len(pending)
@@ -790,6 +835,26 @@ class _BulkBatch:
         for name in sorted(names - self.registered):
             register_type(self.session, self.custom.attributes[name])
             self.registered.add(name)
+
+
+class _Background:
+    """A function run in a thread of its own; result() waits and re-raises its error."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self.thread = Thread(target=self._run, args=(work,), name="cdp-bulk-writer")
+        self.thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the caller by result()
+            self.error = error
+
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _contact_identifiers(record: _Fields) -> set[tuple[IdentityType, str]]:
