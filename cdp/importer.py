@@ -695,6 +695,7 @@ class _BulkBatch:
         self.existing: set[str] = set()  # customers known to have a profile now
         self.fresh: set[str] = set()  # profiles this import created in bulk
         self.fresh_aggregates = NewProfileAggregates(self.computed, utcnow())
+        self.unfolded: list[EventIn] = []  # stored events of fresh profiles, to fold
         self.registered: set[str] = set()  # custom attributes whose type is registered
         self.pending: list[_Pending] = []
         self.pending_profiles: set[str] = set()
@@ -735,6 +736,7 @@ class _BulkBatch:
         (lowest line first) or skipped."""
         self.wait()
         self._write(self._take_pending())
+        self._fold()
 
     def wait(self) -> None:
         """Let the chunk in flight finish. Its error is raised here, and again on every
@@ -742,6 +744,14 @@ class _BulkBatch:
         if self.in_flight is not None:
             self.in_flight.result()
             self.in_flight = None
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the events the last chunk stored for profiles created here. In the main
+        thread: the writer thread has the longer path (it waits for the server), the
+        main thread the time to spare."""
+        unfolded, self.unfolded = self.unfolded, []
+        self.fresh_aggregates.add(unfolded)
 
     def _take_pending(self) -> list[_Pending]:
         pending, self.pending, self.pending_profiles = self.pending, [], set()
@@ -770,7 +780,7 @@ class _BulkBatch:
             else:
                 errors.append(_unknown_customer(item.record, item.customer_id))
         stored = insert_events(self.session, events)
-        self.fresh_aggregates.add(e for e in stored if e.customer_id in self.fresh)
+        self.unfolded.extend(e for e in stored if e.customer_id in self.fresh)
         apply_events_in_bulk(
             self.session,
             [event for event in stored if event.customer_id not in self.fresh],
