@@ -3,12 +3,14 @@
 The importer's bulk path (`python -m cdp import --bulk`) hands chunks here instead of
 calling upsert_profile / record_event once per record. The rows written are the ones those
 functions would write for the same input (tests/cdp/test_cdp_importer_bulk.py compares
-every table and every computed value), but a chunk costs a handful of statements:
+every table and every computed value), but a chunk costs a handful of statements, and rows
+go straight to the driver (a binary COPY on PostgreSQL, one executemany on SQLite):
 
-- new profiles: one multi-row INSERT each into profiles, attribute_values and identities;
-- events: one INSERT ... ON CONFLICT DO NOTHING RETURNING for the chunk, then the computed
-  aggregates of every profile the chunk touched are read with two queries, folded in
-  memory by the same code as the one-record path (cdp.computed.service), and written back.
+- new profiles: their rows in profiles, attribute_values and identities;
+- events: the chunk's new events; the computed aggregates of stored profiles they touch
+  are read with two queries, folded in memory by the same code as the one-record path
+  (cdp.computed.service) and written back; those of profiles created by the same import
+  are folded in memory as the import goes and written once at its end.
 
 Callers decide which records are eligible: profiles whose customer id and identifiers
 nobody holds yet, events whose customer exists. Anything else goes through the ordinary
@@ -16,15 +18,31 @@ service functions.
 """
 
 import json
-import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    Dialect,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy import Enum as SqlEnum
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from cdp.addresses import ADDRESS_PARTS
@@ -32,6 +50,7 @@ from cdp.attributes.definitions import CustomDefinitions
 from cdp.attributes.errors import UnknownAttribute
 from cdp.attributes.models import AttributeKind, AttributeValue
 from cdp.attributes.service import clean_custom_value
+from cdp.column_types import UtcDateTime
 from cdp.computed.definitions import AggregateDef, ComputedDefinitions
 from cdp.computed.facts import event_fact, part_key
 from cdp.computed.models import ComputedPart, ComputedState
@@ -50,20 +69,41 @@ from cdp.profiles.models import Profile, ProfileAttributes
 
 # Rows per multi-row statement: well under PostgreSQL's 65535 bind parameters per statement.
 STATEMENT_ROWS = 1000
-# Lines per write to a COPY stream.
-COPY_LINES = 2000
 _STANDARD_COLUMNS = ("first_name", "last_name", "email", "phone", "language", "timezone")
+# Rows are built as lists in these column orders: no dict per row to build and take apart.
+_PROFILE_COLUMNS = (
+    "customer_id",
+    *_STANDARD_COLUMNS,
+    *(f"address_{part}" for part in ADDRESS_PARTS),
+    "custom",
+    "created_at",
+    "updated_at",
+    "merged_into",
+)
+_ATTRIBUTE_COLUMNS = (
+    "customer_id",
+    "name",
+    "kind",
+    "value",
+    "value_type",
+    "source",
+    "verified",
+    "set_at",
+)
+_IDENTITY_COLUMNS = ("customer_id", "type", "value", "verified", "source", "created_at")
 
 
 @dataclass(frozen=True)
 class NewProfile:
-    """The rows upsert_profile would insert for a profile that does not exist yet."""
+    """The rows upsert_profile would insert for a profile that does not exist yet: its
+    profiles row and attribute_values rows (_PROFILE_COLUMNS, _ATTRIBUTE_COLUMNS order)."""
 
     customer_id: str
-    profile: dict[str, Any]
-    attribute_values: list[dict[str, Any]]
+    profile: list[Any]
+    attribute_values: list[list[Any]]
     identities: list[tuple[IdentityType, str, bool]]
     declared: frozenset[str]
+    created_at: datetime
 
 
 def new_profile_rows(
@@ -75,7 +115,8 @@ def new_profile_rows(
 ) -> NewProfile:
     """Validate the custom values and build the rows; InvalidValue (field = the custom
     attribute) or UnknownAttribute like upsert_profile. Values are already normalised."""
-    columns = {name: getattr(attributes, name) for name in _STANDARD_COLUMNS}
+    standard = [getattr(attributes, name) for name in _STANDARD_COLUMNS]
+    columns = dict(zip(_STANDARD_COLUMNS, standard, strict=True))
     wanted = [name for name, value in columns.items() if value is not None]
     if attributes.address is not None:
         wanted.append("address")
@@ -85,43 +126,35 @@ def new_profile_rows(
         (declared if key in definitions.attributes else undeclared)[key] = value
     if undeclared and definitions.undeclared == "reject":
         raise UnknownAttribute(sorted(undeclared)[0])
-    profile: dict[str, Any] = {
-        "customer_id": customer_id,
-        **columns,
-        "custom": undeclared,
-        "created_at": now,
-        "updated_at": now,
-        "merged_into": None,
-    }
-    for part in ADDRESS_PARTS:
-        profile["address_" + part] = getattr(attributes.address, part, None)
+    address = attributes.address
+    profile = [
+        customer_id,
+        *standard,
+        *(getattr(address, part, None) for part in ADDRESS_PARTS),
+        undeclared,
+        now,
+        now,
+        None,
+    ]
+    standard_kind = AttributeKind.STANDARD
     values = [
-        _attribute_row(
-            customer_id,
-            name,
-            AttributeKind.STANDARD,
-            None,
-            None,
-            source,
-            now,
-            _verified(attributes, name),
-        )
+        [customer_id, name, standard_kind, None, None, source, _verified(attributes, name), now]
         for name in wanted
     ]
     for name, raw in declared.items():
         definition = definitions.attributes[name]
         value = None if raw is None else clean_custom_value(definition, raw)
         values.append(
-            _attribute_row(
+            [
                 customer_id,
                 name,
                 AttributeKind.CUSTOM,
                 value,
                 definition.type.value,
                 source,
-                now,
                 attributes.verified,
-            )
+                now,
+            ]
         )
     identities = [
         (kind, columns[kind.value], verified)
@@ -131,7 +164,7 @@ def new_profile_rows(
         )
         if columns[kind.value] is not None
     ]
-    return NewProfile(customer_id, profile, values, identities, frozenset(declared))
+    return NewProfile(customer_id, profile, values, identities, frozenset(declared), now)
 
 
 def _verified(attributes: ProfileAttributes, name: str) -> bool:
@@ -142,32 +175,10 @@ def _verified(attributes: ProfileAttributes, name: str) -> bool:
     return attributes.verified
 
 
-def _attribute_row(
-    customer_id: str,
-    name: str,
-    kind: AttributeKind,
-    value: Any,
-    value_type: str | None,
-    source: IdentitySource,
-    now: datetime,
-    verified: bool,
-) -> dict[str, Any]:
-    return {
-        "customer_id": customer_id,
-        "name": name,
-        "kind": kind,
-        "value": value,
-        "value_type": value_type,
-        "source": source,
-        "verified": verified,
-        "set_at": now,
-    }
-
-
 def stored_customers(session: Session, customer_ids: Iterable[str]) -> set[str]:
-    """Which of these customer ids have a profile (one query per STATEMENT_ROWS ids)."""
+    """Which of these customer ids have a profile (one query per _lookup_chunks chunk)."""
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(customer_ids))):
+    for chunk in _lookup_chunks(session, sorted(set(customer_ids))):
         found.update(
             session.scalars(
                 select(Profile.customer_id).where(_among(session, Profile.customer_id, chunk))
@@ -185,7 +196,7 @@ def taken_identifiers(
         by_type.setdefault(kind, set()).add(value)
     taken: set[tuple[IdentityType, str]] = set()
     for kind, values in by_type.items():
-        for chunk in _chunks(sorted(values)):
+        for chunk in _lookup_chunks(session, sorted(values)):
             taken.update(
                 (kind, value)
                 for value in session.scalars(
@@ -202,37 +213,39 @@ def insert_new_profiles(session: Session, profiles: Sequence[NewProfile]) -> Non
     if not profiles:
         return
     session.flush()
-    now = profiles[0].profile["created_at"]
-    _insert(session, Profile.__table__, [item.profile for item in profiles])
-    _insert(
+    _write(
         session,
-        AttributeValue.__table__,
-        [row for item in profiles for row in item.attribute_values],
+        "profiles",
+        _columns(Profile.__table__, _PROFILE_COLUMNS),
+        (item.profile for item in profiles),
     )
-    _insert(
+    _write(
         session,
-        Identity.__table__,
-        [
-            {
-                "customer_id": item.customer_id,
-                "type": kind,
-                "value": value,
-                "verified": verified,
-                "source": IdentitySource.IMPORT,
-                "created_at": now,
-            }
+        "attribute_values",
+        _columns(AttributeValue.__table__, _ATTRIBUTE_COLUMNS),
+        (row for item in profiles for row in item.attribute_values),
+    )
+    source = IdentitySource.IMPORT
+    _write(
+        session,
+        "identities",
+        _columns(Identity.__table__, _IDENTITY_COLUMNS),
+        (
+            [item.customer_id, kind, value, verified, source, item.created_at]
             for item in profiles
             for kind, value, verified in item.identities
-        ],
+        ),
     )
 
 
 def insert_events(session: Session, events: Sequence[EventIn]) -> list[EventIn]:
     """Insert events whose customers exist; returns those stored (not redeliveries).
 
-    Within the list the first event with an event_id wins, as with record_event; the
-    database's ON CONFLICT DO NOTHING skips ids stored before (or by a concurrent writer).
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT from it.
+    Within the list the first event with an event_id wins, as with record_event; ids stored
+    before are skipped. PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT
+    ... ON CONFLICT DO NOTHING (which also skips ids a concurrent writer just stored).
+    SQLite: the ids already stored are looked up and the others inserted (BEGIN IMMEDIATE
+    keeps every other writer out meanwhile).
     """
     unique: dict[str, EventIn] = {}
     for event in events:
@@ -240,37 +253,41 @@ def insert_events(session: Session, events: Sequence[EventIn]) -> list[EventIn]:
     if not unique:
         return []
     session.flush()
-    rows = [
-        {
-            "event_id": event.event_id,
-            "customer_id": event.customer_id,
-            "type": event.type,
-            "occurred_at": event.occurred_at,
-            "channel": event.channel,
-            "properties": event.properties,
-        }
-        for event in unique.values()
-    ]
     if session.get_bind().dialect.name == "postgresql":
-        stored = _insert_events_postgresql(session, rows)
-    else:
-        table = Event.__table__
-        statement = (
-            sqlite.insert(table)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(table.c.event_id)
-        )
-        stored = set()
-        connection = session.connection()
-        for chunk in _chunks(rows):
-            stored.update(connection.execute(statement, chunk).scalars())
-    return [event for event in unique.values() if event.event_id in stored]
+        stored = _insert_events_postgresql(session, list(unique.values()))
+        return [event for event in unique.values() if event.event_id in stored]
+    event_ids = Event.__table__.c.event_id
+    taken: set[str] = set()
+    for chunk in _chunks(sorted(unique)):
+        taken.update(session.scalars(select(event_ids).where(event_ids.in_(chunk))))
+    new = [event for event in unique.values() if event.event_id not in taken]
+    _write(session, "events", _event_columns(), (_event_row(event) for event in new))
+    return new
 
 
-_EVENT_COLUMNS = "event_id, customer_id, type, occurred_at, channel, properties"
+_EVENT_COLUMNS = ("event_id", "customer_id", "type", "occurred_at", "channel", "properties")
 
 
-def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+def _event_columns() -> list[Column[Any]]:
+    return _columns(Event.__table__, _EVENT_COLUMNS)
+
+
+def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
+    return [table.c[name] for name in names]
+
+
+def _event_row(event: EventIn) -> list[Any]:
+    return [
+        event.event_id,
+        event.customer_id,
+        event.type,
+        event.occurred_at,
+        event.channel,
+        event.properties,
+    ]
+
+
+def _insert_events_postgresql(session: Session, events: list[EventIn]) -> set[str]:
     connection = session.connection()
     connection.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS cdp_bulk_events (event_id varchar, "
@@ -278,28 +295,11 @@ def _insert_events_postgresql(session: Session, rows: list[dict[str, Any]]) -> s
         "properties json) ON COMMIT DELETE ROWS"
     )
     connection.exec_driver_sql("TRUNCATE cdp_bulk_events")
-    _copy(
-        session,
-        "cdp_bulk_events",
-        ["event_id", "customer_id", "type", "occurred_at", "channel", "properties"],
-        (
-            [
-                r["event_id"],
-                r["customer_id"],
-                r["type"],
-                r["occurred_at"],
-                r["channel"],
-                r["properties"],
-            ]
-            for r in rows
-        ),
-        {"properties"},
-    )
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    with raw.cursor() as cursor:
+    _write(session, "cdp_bulk_events", _event_columns(), (_event_row(event) for event in events))
+    names = ", ".join(_EVENT_COLUMNS)
+    with _raw(session).cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM cdp_bulk_events "
+            f"INSERT INTO events ({names}) SELECT {names} FROM cdp_bulk_events "
             "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
         )
         return {row[0] for row in cursor.fetchall()}
@@ -337,7 +337,7 @@ def apply_events_in_bulk(
     session.flush()
     _lock_profiles(session, customer_ids)
     stores = {cid: _Store(cid, today) for cid in customer_ids}
-    for chunk in _chunks(customer_ids):
+    for chunk in _lookup_chunks(session, customer_ids):
         for row in session.execute(
             select(ComputedState.__table__).where(
                 _among(session, ComputedState.customer_id, chunk), ComputedState.name.in_(names)
@@ -374,48 +374,40 @@ def apply_events_in_bulk(
         _rebuild(session, cid, touched, today)
 
 
-def fold_events_of_new_profiles(
-    session: Session,
-    customer_ids: Sequence[str],
-    definitions: ComputedDefinitions,
-    now: datetime,
-) -> None:
-    """Build the event aggregates of profiles created by this import, once, at its end.
+class NewProfileAggregates:
+    """The event aggregates of profiles created by this import: folded in memory as their
+    events are stored, written once at the end of the import.
 
-    Such profiles have no computed state yet and nobody else can see them before the
-    commit, so instead of rewriting their rows chunk after chunk their stored events are
-    read back (by the customer_id index) and folded in one pass, with the same arithmetic
-    as apply_event. Aggregates don't depend on the order events arrive in, so the rows are
-    the ones the one-record path leaves.
+    Such profiles have no computed state yet and nobody else sees them before the commit,
+    so there is nothing to read back and no row to rewrite chunk after chunk. Aggregates
+    don't depend on the order events arrive in and the arithmetic is apply_event's, so the
+    rows are the ones the one-record path leaves.
     """
-    touched = [d for d in definitions.aggregates.values() if d.source == "events"]
-    if not touched:
-        return
-    session.flush()
-    today = now.date()
-    events = Event.__table__.c
-    for chunk in _chunks(sorted(customer_ids)):
-        stores: dict[str, _Store] = {}
-        rows = session.execute(
-            select(
-                events.customer_id,
-                events.event_id,
-                events.type,
-                events.channel,
-                events.occurred_at,
-                events.properties,
-            ).where(_among(session, events.customer_id, chunk))
-        ).all()
-        for row in rows:
-            store = stores.get(row.customer_id)
+
+    def __init__(self, definitions: ComputedDefinitions, now: datetime) -> None:
+        self.touched = [d for d in definitions.aggregates.values() if d.source == "events"]
+        self.today = now.date()
+        self.stores: dict[str, _Store] = {}
+
+    def add(self, events: Iterable[EventIn]) -> None:
+        """Fold events just stored for profiles this import created."""
+        if not self.touched:
+            return
+        for event in events:
+            store = self.stores.get(event.customer_id)
             if store is None:
-                store = stores[row.customer_id] = _Store(row.customer_id, today)
-                for definition in touched:
+                store = self.stores[event.customer_id] = _Store(event.customer_id, self.today)
+                for definition in self.touched:
                     store.state(definition)
-            fact = event_fact(row)  # type: ignore[arg-type]
-            for definition in touched:
+            fact = event_fact(event)
+            for definition in self.touched:
                 store.apply(definition, fact, 1)
-        _insert_rows(session, stores)
+
+    def write(self, session: Session) -> None:
+        """Insert the folded rows: state rows, and part rows with a count."""
+        session.flush()
+        _insert_rows(session, self.stores)
+        self.stores.clear()
 
 
 def _needs_rebuild(store: _Store, touched: list[AggregateDef]) -> bool:
@@ -460,24 +452,21 @@ def _upsert_rows_postgresql(session: Session, stores: dict[str, _Store]) -> None
     """COPY the rows into temporary tables shaped like the real ones, then one
     INSERT ... SELECT ... ON CONFLICT DO UPDATE per table."""
     connection = session.connection()
-    for table, keys in (
-        (ComputedState.__table__, ("customer_id", "name")),
-        (ComputedPart.__table__, ("customer_id", "name", "key")),
+    for table, keys, rows in (
+        (ComputedState.__table__, ("customer_id", "name"), _state_rows(stores)),
+        (ComputedPart.__table__, ("customer_id", "name", "key"), _part_rows(stores)),
     ):
+        if not rows:
+            continue
         scratch = f"cdp_bulk_{table.name}"
         connection.exec_driver_sql(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} "
             f"(LIKE {table.name}) ON COMMIT DELETE ROWS"
         )
         connection.exec_driver_sql(f"TRUNCATE {scratch}")
-        rows = _state_rows(stores) if table is ComputedState.__table__ else _part_rows(stores)
-        if not rows:
-            continue
-        columns = list(rows[0])
-        json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-        _copy(session, scratch, columns, [list(row.values()) for row in rows], json_columns)
-        names = ", ".join(columns)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        _insert(session, table, rows, into=scratch)
+        names = ", ".join(rows[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in rows[0] if c not in keys)
         connection.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {scratch} "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
@@ -517,7 +506,7 @@ def _lock_profiles(session: Session, customer_ids: list[str]) -> None:
     """Row locks on the profiles, in key order, like the one-record path takes one by one."""
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already serialises writers
-    for chunk in _chunks(customer_ids):
+    for chunk in _lookup_chunks(session, customer_ids):
         session.execute(
             select(Profile.customer_id)
             .where(_among(session, Profile.customer_id, chunk))
@@ -526,82 +515,132 @@ def _lock_profiles(session: Session, customer_ids: list[str]) -> None:
         )
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Plain inserts: COPY on PostgreSQL (one stream, no per-row statement), multi-row
-    executemany on SQLite."""
+def _insert(
+    session: Session, table: Table, rows: list[dict[str, Any]], into: str | None = None
+) -> None:
+    """Insert rows (dicts with the same keys) into a table, or into a scratch table with
+    its columns (`into`)."""
     if not rows:
         return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        for chunk in _chunks(rows):
-            connection.execute(table.insert(), chunk)
-        return
-    columns = list(rows[0])
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    _copy(
+    names = list(rows[0])
+    _write(
         session,
-        table.name,
-        columns,
-        [[row[name] for name in columns] for row in rows],
-        json_columns,
+        into or table.name,
+        _columns(table, names),
+        ([row[name] for name in names] for row in rows),
     )
 
 
-def _copy(
-    session: Session,
-    table: str,
-    columns: list[str],
-    rows: Iterable[list[Any]],
-    json_columns: Collection[str],
+def _write(
+    session: Session, target: str, columns: list[Column[Any]], rows: Iterable[list[Any]]
 ) -> None:
-    """COPY rows in PostgreSQL's text format, formatted here (much cheaper per row than
-    letting the driver adapt every value)."""
-    is_json = [name in json_columns for name in columns]
-    names = ", ".join(f'"{name}"' for name in columns)
+    """Plain inserts straight through the driver, values converted as SQLAlchemy binds them
+    (its per-row statement machinery cost more than the database's work): a binary COPY on
+    PostgreSQL, one executemany of a prepared INSERT on SQLite."""
+    connection = session.connection()
+    raw = _raw(session)
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    if connection.dialect.name == "postgresql":
+        formats = [_copy_format(column) for column in columns]
+        converted = _converted(rows, [convert for _, convert in formats])
+        statement = f'COPY "{target}" ({names}) FROM STDIN (FORMAT BINARY)'
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types([type_name for type_name, _ in formats])
+            for row in converted:
+                copy.write_row(row)
+        return
+    processors = [_sqlite_processor(column, connection.dialect) for column in columns]
+    marks = ", ".join("?" * len(columns))
+    with closing(raw.cursor()) as cursor:
+        cursor.executemany(
+            f'INSERT INTO "{target}" ({names}) VALUES ({marks})', _converted(rows, processors)
+        )
+
+
+def _converted(
+    rows: Iterable[list[Any]], converters: list[Callable[[Any], Any] | None]
+) -> Iterator[list[Any]]:
+    """Copies of the rows with each value passed through its column's converter (None: as
+    it is).
+
+    A value that is the very object the row before had in that column (the import's
+    timestamp, an enum member, None, True) reuses its converted form: most converted
+    values are such repeats."""
+    active = [(index, convert) for index, convert in enumerate(converters) if convert]
+    last: list[Any] = [_NOTHING] * len(converters)
+    done: list[Any] = [None] * len(converters)
+    for row in rows:
+        converted = list(row)
+        for index, convert in active:
+            value = converted[index]
+            if value is not last[index]:
+                last[index] = value
+                done[index] = convert(value)
+            converted[index] = done[index]
+        yield converted
+
+
+_NOTHING = object()
+
+
+@cache
+def _sqlite_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The conversion SQLAlchemy applies to this column's values when binding them."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+@cache
+def _copy_format(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]:
+    """The binary COPY type of a column and how to convert a value for it. JSON goes as
+    the text SQLAlchemy would send (None as JSON null, as its JSON type writes it), enum
+    members as their stored value."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "text", json.dumps
+    if isinstance(kind, SqlEnum):
+        return "text", _enum_value
+    if isinstance(kind, String):
+        return "text", None
+    if isinstance(kind, UtcDateTime):
+        return "timestamptz", None
+    if isinstance(kind, Date):
+        return "date", None
+    if isinstance(kind, Boolean):
+        return "bool", None
+    if isinstance(kind, BigInteger):
+        return "int8", None
+    raise TypeError(f"no COPY format for {column} ({kind!r})")
+
+
+def _enum_value(member: Enum | None) -> Any:
+    return None if member is None else member.value
+
+
+def _raw(session: Session) -> Any:
+    """The driver's connection under the session's (same transaction)."""
     raw = session.connection().connection.dbapi_connection
     assert raw is not None
-    lines = []
-    for row in rows:
-        fields = [
-            _copy_text(json.dumps(value, ensure_ascii=False) if flag else value)
-            for value, flag in zip(row, is_json, strict=True)
-        ]
-        lines.append("\t".join(fields))
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-        for start in range(0, len(lines), COPY_LINES):
-            copy.write("\n".join(lines[start : start + COPY_LINES]) + "\n")
-
-
-def _copy_text(value: Any) -> str:
-    """One field of COPY text: NULL as \\N, JSON already serialised (None became JSON null,
-    as SQLAlchemy's JSON type writes it), enum members as their stored value."""
-    kind = type(value)
-    if kind is str:
-        return _escape(value) if _COPY_SPECIAL.search(value) else value
-    if value is None:
-        return "\\N"
-    if kind is bool:
-        return "t" if value else "f"
-    if kind is datetime or kind is date:
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return _copy_text(value.value)
-    return _copy_text(str(value))
-
-
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return raw
 
 
 def _among(session: Session, column: Any, values: list[str]) -> ColumnElement[bool]:
-    """column IN values; on PostgreSQL one array parameter (= ANY) instead of one
-    parameter per value, which is costly to send and to plan for thousands of values."""
+    """column IN values; on PostgreSQL IN (SELECT unnest(array)): one parameter instead of
+    one per value (costly to send and plan for thousands), and a join the planner can run
+    by index. `= ANY(array)` was a filter testing every row against the whole array once
+    the driver prepared the statement, a seq scan of the table per chunk."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(String())))
+        array = bindparam(None, values, type_=postgresql.ARRAY(String()))
+        return column.in_(select(func.unnest(array)).scalar_subquery())
     return column.in_(values)
+
+
+def _lookup_chunks(session: Session, items: list[Any]) -> Iterable[list[Any]]:
+    """Values for _among: on PostgreSQL all at once (one array parameter, whatever its
+    size; a thousand at a time made the planner scan a growing table once per thousand),
+    elsewhere STATEMENT_ROWS at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [items] if items else []
+    return _chunks(items)
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:

@@ -31,9 +31,10 @@ class Fact:
 
 def _scalar(value: Any) -> Any:
     """An event property as a fact value: numbers as Decimal, objects and lists dropped."""
-    if isinstance(value, bool | str):
+    # Tuples, not unions: isinstance is faster with them, and this runs for every property.
+    if isinstance(value, (bool, str)):
         return value
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, (int, float, Decimal)):
         return Decimal(str(value))
     return None
 

@@ -80,11 +80,16 @@ def _family(source: str) -> str:
 
 
 def _matches(definition: AggregateDef, fact: Fact) -> bool:
+    # This runs for every fact and aggregate: a plain loop, and no generator for an empty
+    # exclude, cost half as much as any() over generators.
     if fact.source != definition.source:
         return False
-    if any(fact.get(key) not in values for key, values in definition.where):
-        return False
-    return not any(fact.get(key) in values for key, values in definition.exclude)
+    for key, values in definition.where:
+        if fact.get(key) not in values:
+            return False
+    if definition.exclude:
+        return not any(fact.get(key) in values for key, values in definition.exclude)
+    return True
 
 
 @dataclass

@@ -5,8 +5,10 @@ once with bulk=True (chunks made tiny so every case crosses chunk boundaries), t
 compares every table row by row (ids and write times aside) and every computed value.
 """
 
+import gc
 import json
 import random
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -325,3 +327,18 @@ def test_an_event_may_not_use_a_customer_defined_on_a_later_line(
     summary = run(cdp_engine, path, bulk=bulk, skip_invalid=True)
     assert [(e.line_no, e.field) for e in summary.skipped] == [(1, "customer_id")]
     assert summary.by_kind["profile"].created == 1
+
+
+def test_a_failed_bulk_import_leaves_no_writer_thread_and_the_collector_as_it_was(
+    cdp_engine: Engine, tmp_path: Path
+) -> None:
+    """On PostgreSQL chunks are written by a background thread: whatever happens, none
+    may outlive the import, and the garbage collector gets its thresholds back."""
+    thresholds = gc.get_threshold()
+    bad = write(tmp_path / "bad.jsonl", with_bad_lines(mixed_file(7, 1, 20, 40)))
+    good = write(tmp_path / "good.jsonl", mixed_file(8, 100, 20, 40))
+    with pytest.raises(ImportRecordError):
+        run(cdp_engine, bad, bulk=True)
+    assert run(cdp_engine, good, bulk=True).by_kind["profile"].created == 20
+    assert gc.get_threshold() == thresholds
+    assert not [t for t in threading.enumerate() if t.name == "cdp-bulk-writer"]
