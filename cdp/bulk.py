@@ -63,7 +63,7 @@ from cdp.computed.service import (
     part_row,
     state_row,
 )
-from cdp.events.models import Event, EventIn
+from cdp.events.models import EVENT_FIELDS, Event, EventIn, event_values
 from cdp.identities.models import Identity, IdentitySource, IdentityType
 from cdp.profiles.models import Profile, ProfileAttributes
 
@@ -261,30 +261,16 @@ def insert_events(session: Session, events: Sequence[EventIn]) -> list[EventIn]:
     for chunk in _chunks(sorted(unique)):
         taken.update(session.scalars(select(event_ids).where(event_ids.in_(chunk))))
     new = [event for event in unique.values() if event.event_id not in taken]
-    _write(session, "events", _event_columns(), (_event_row(event) for event in new))
+    _write(session, "events", _event_columns(), map(event_values, new))
     return new
 
 
-_EVENT_COLUMNS = ("event_id", "customer_id", "type", "occurred_at", "channel", "properties")
-
-
 def _event_columns() -> list[Column[Any]]:
-    return _columns(Event.__table__, _EVENT_COLUMNS)
+    return _columns(Event.__table__, EVENT_FIELDS)
 
 
 def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
-
-
-def _event_row(event: EventIn) -> list[Any]:
-    return [
-        event.event_id,
-        event.customer_id,
-        event.type,
-        event.occurred_at,
-        event.channel,
-        event.properties,
-    ]
 
 
 def _insert_events_postgresql(session: Session, events: list[EventIn]) -> set[str]:
@@ -295,8 +281,8 @@ def _insert_events_postgresql(session: Session, events: list[EventIn]) -> set[st
         "properties json) ON COMMIT DELETE ROWS"
     )
     connection.exec_driver_sql("TRUNCATE cdp_bulk_events")
-    _write(session, "cdp_bulk_events", _event_columns(), (_event_row(event) for event in events))
-    names = ", ".join(_EVENT_COLUMNS)
+    _write(session, "cdp_bulk_events", _event_columns(), map(event_values, events))
+    names = ", ".join(EVENT_FIELDS)
     with _raw(session).cursor() as cursor:
         cursor.execute(
             f"INSERT INTO events ({names}) SELECT {names} FROM cdp_bulk_events "
@@ -532,7 +518,7 @@ def _insert(
 
 
 def _write(
-    session: Session, target: str, columns: list[Column[Any]], rows: Iterable[list[Any]]
+    session: Session, target: str, columns: list[Column[Any]], rows: Iterable[Sequence[Any]]
 ) -> None:
     """Plain inserts straight through the driver, values converted as SQLAlchemy binds them
     (its per-row statement machinery cost more than the database's work): a binary COPY on
@@ -558,7 +544,7 @@ def _write(
 
 
 def _converted(
-    rows: Iterable[list[Any]], converters: list[Callable[[Any], Any] | None]
+    rows: Iterable[Sequence[Any]], converters: list[Callable[[Any], Any] | None]
 ) -> Iterator[list[Any]]:
     """Copies of the rows with each value passed through its column's converter (None: as
     it is).
@@ -594,26 +580,26 @@ def _copy_format(column: Column[Any]) -> tuple[str, Callable[[Any], Any] | None]
     """The binary COPY type of a column and how to convert a value for it. JSON goes as
     the text SQLAlchemy would send (None as JSON null, as its JSON type writes it), enum
     members as their stored value."""
-    kind = column.type
-    if isinstance(kind, JSON):
-        return "text", json.dumps
-    if isinstance(kind, SqlEnum):
-        return "text", _enum_value
-    if isinstance(kind, String):
-        return "text", None
-    if isinstance(kind, UtcDateTime):
-        return "timestamptz", None
-    if isinstance(kind, Date):
-        return "date", None
-    if isinstance(kind, Boolean):
-        return "bool", None
-    if isinstance(kind, BigInteger):
-        return "int8", None
-    raise TypeError(f"no COPY format for {column} ({kind!r})")
+    for column_type, copy_type, convert in _COPY_FORMATS:
+        if isinstance(column.type, column_type):
+            return copy_type, convert
+    raise TypeError(f"no COPY format for {column} ({column.type!r})")
 
 
 def _enum_value(member: Enum | None) -> Any:
     return None if member is None else member.value
+
+
+# (column type, binary COPY type, conversion), first match wins: an Enum is also a String.
+_COPY_FORMATS: tuple[tuple[type, str, Callable[[Any], Any] | None], ...] = (
+    (JSON, "text", json.dumps),
+    (SqlEnum, "text", _enum_value),
+    (String, "text", None),
+    (UtcDateTime, "timestamptz", None),
+    (Date, "date", None),
+    (Boolean, "bool", None),
+    (BigInteger, "int8", None),
+)
 
 
 def _raw(session: Session) -> Any:

@@ -1,6 +1,6 @@
 """Engine, transactions and migrations for the CDP database (SQLite or PostgreSQL)."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    Table,
     TextClause,
     UpdateBase,
     bindparam,
@@ -96,6 +97,18 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+# Both dialects spell "insert, unless (or else update) the key exists" as ON CONFLICT.
+_CONFLICT_INSERTS: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def conflict_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """The INSERT construct of `dialect` that has on_conflict_do_nothing / _do_update."""
+    return _CONFLICT_INSERTS[dialect](table)
 
 
 # Dialects that print SQL with :name parameters, the form text() reads back.

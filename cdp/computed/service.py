@@ -16,7 +16,7 @@ Formulas, scores and windows are evaluated when read, with the current clock, so
 that depend on the date are right without any batch job.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,7 +40,6 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cdp.attributes.definitions import STANDARD_ATTRIBUTES
@@ -57,7 +56,7 @@ from cdp.computed.definitions import (
 from cdp.computed.expressions import EvalContext, evaluate, truthy
 from cdp.computed.facts import Fact, decode, encode, event_fact, order_facts, order_key, part_key
 from cdp.computed.models import ComputedPart, ComputedState
-from cdp.db import reusable_sql
+from cdp.db import conflict_insert, reusable_sql
 from cdp.errors import ProfileNotFound
 from cdp.events.models import Event, EventIn
 from cdp.orders.models import Order
@@ -254,13 +253,6 @@ def part_row(row: AggregateRow) -> dict[str, Any]:
     }
 
 
-# Both dialects spell "insert, or update the row with this key" as ON CONFLICT DO UPDATE.
-_DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
-
-
 @cache
 def _upsert_statement(dialect: str, kind: str) -> TextClause:
     """INSERT ... ON CONFLICT DO UPDATE of the value columns, built once per dialect: new
@@ -268,7 +260,7 @@ def _upsert_statement(dialect: str, kind: str) -> TextClause:
     table = ComputedState.__table__ if kind == "state" else ComputedPart.__table__
     keys = [column.name for column in table.primary_key.columns]
     columns = _STATE_VALUE_COLUMNS if kind == "state" else _PART_VALUE_COLUMNS
-    insert = _DIALECT_INSERTS[dialect](table)
+    insert = conflict_insert(dialect, table)
     upsert = insert.on_conflict_do_update(
         index_elements=keys, set_={name: insert.excluded[name] for name in columns}
     )

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
@@ -42,3 +43,13 @@ class EventIn:
     occurred_at: datetime
     channel: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+# The events columns a writer sets, in this order: EventIn's fields (`id` is the database's).
+EVENT_FIELDS = ("event_id", "customer_id", "type", "occurred_at", "channel", "properties")
+_EVENT_VALUES = attrgetter(*EVENT_FIELDS)
+
+
+def event_values(event: EventIn) -> tuple[Any, ...]:
+    """The event's EVENT_FIELDS values, in that order."""
+    return _EVENT_VALUES(event)  # type: ignore[no-any-return]

@@ -1,17 +1,16 @@
 """Recording events exactly once per event_id, whatever the sender retries."""
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 
 from sqlalchemy import TextClause, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cdp.computed.service import apply_event, lock_profile
-from cdp.db import reusable_sql
+from cdp.db import conflict_insert, reusable_sql
 from cdp.errors import ProfileNotFound
-from cdp.events.models import Event, EventIn
+from cdp.events.models import EVENT_FIELDS, Event, EventIn, event_values
 
 
 def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool = True) -> bool:
@@ -26,7 +25,7 @@ def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool
     """
     if not lock_profile(session, incoming.customer_id):
         raise ProfileNotFound(incoming.customer_id)
-    values = {key: getattr(incoming, key) for key in _EVENT_KEYS}
+    values = dict(zip(EVENT_FIELDS, event_values(incoming), strict=True))
     statement = _insert_ignoring_duplicates(session.get_bind().dialect.name)
     if session.connection().execute(statement, values).first() is None:
         return False
@@ -35,27 +34,17 @@ def record_event(session: Session, incoming: EventIn, *, update_aggregates: bool
     return True
 
 
-# Both dialects spell "insert unless the key exists" as INSERT ... ON CONFLICT DO NOTHING.
-_DIALECT_INSERTS: dict[str, Callable[..., postgresql.Insert | sqlite.Insert]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
-
-
-_EVENT_KEYS = ("event_id", "customer_id", "type", "occurred_at", "channel", "properties")
-
-
 @cache
 def _insert_ignoring_duplicates(dialect: str) -> TextClause:
     # Built once per dialect and run as Core on the session's connection: building it and
     # the ORM's bulk-insert handling cost more than the INSERT itself.
     table = Event.__table__
     statement = (
-        _DIALECT_INSERTS[dialect](table)
+        conflict_insert(dialect, table)
         .on_conflict_do_nothing(index_elements=[table.c.event_id])
         .returning(table.c.id)
     )
-    return reusable_sql(statement, dialect, _EVENT_KEYS)
+    return reusable_sql(statement, dialect, EVENT_FIELDS)
 
 
 def latest_event(
