@@ -7,6 +7,7 @@ compares every table row by row (ids and write times aside) and every computed v
 
 import gc
 import json
+import multiprocessing
 import random
 import threading
 from collections.abc import Iterator
@@ -52,11 +53,15 @@ def twin_engines(cdp_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]
         engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of a few lines, so records and their customers land in different chunks."""
+@pytest.fixture(autouse=True, params=["parsed-here", "parsed-by-a-worker"])
+def tiny_chunks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Chunks of a few lines, so records and their customers land in different chunks;
+    lines parsed in this process or (as for a long file) by a worker process."""
     monkeypatch.setattr(cdp.importer, "BULK_CHUNK", 7)
     monkeypatch.setattr(cdp.bulk, "STATEMENT_ROWS", 3)
+    monkeypatch.setattr(cdp.importer, "PARSE_BLOCK", 5)
+    if request.param == "parsed-by-a-worker":
+        monkeypatch.setattr(cdp.importer, "IN_PROCESS_BLOCKS", 0)
 
 
 def write(path: Path, records: list[dict[str, Any] | str]) -> Path:
@@ -342,3 +347,4 @@ def test_a_failed_bulk_import_leaves_no_writer_thread_and_the_collector_as_it_wa
     assert run(cdp_engine, good, bulk=True).by_kind["profile"].created == 20
     assert gc.get_threshold() == thresholds
     assert not [t for t in threading.enumerate() if t.name == "cdp-bulk-writer"]
+    assert not multiprocessing.active_children()  # no parse worker left either
