@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import cache
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import (
@@ -590,9 +591,22 @@ def _enum_value(member: Enum | None) -> Any:
     return None if member is None else member.value
 
 
+# json.dumps's own C encoder with json.dumps's defaults, built once: the same text at a
+# third of the cost (json.dumps sets up an encoder per call). Without the cycle check:
+# the values are parsed JSON, which cannot contain cycles.
+_JSON_CHUNKS = c_make_encoder(
+    None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False, True
+)
+
+
+def _json_text(value: Any) -> str:
+    """json.dumps(value), for the acyclic values of an import."""
+    return "".join(_JSON_CHUNKS(value, 0))
+
+
 # (column type, binary COPY type, conversion), first match wins: an Enum is also a String.
 _COPY_FORMATS: tuple[tuple[type, str, Callable[[Any], Any] | None], ...] = (
-    (JSON, "text", json.dumps),
+    (JSON, "text", _json_text),
     (SqlEnum, "text", _enum_value),
     (String, "text", None),
     (UtcDateTime, "timestamptz", None),

@@ -118,6 +118,8 @@ BULK_CHUNK = 20_000
 # blocks is parsed by a worker process (starting one takes about half a second).
 PARSE_BLOCK = 2_000
 IN_PROCESS_BLOCKS = 10
+# Blocks the worker may parse ahead: two chunks, so it parses on while a chunk is written.
+PARSE_AHEAD = 2 * BULK_CHUNK // PARSE_BLOCK
 # Table statistics are refreshed after this many bulk lines, then each time it doubles.
 ANALYZE_FIRST_AT = 20_000
 
@@ -251,7 +253,7 @@ def _import_in_bulk(
 ) -> None:
     """Profile and event lines through _BulkBatch, the others one by one in file order."""
     batch = _BulkBatch(session, summary, skip_invalid)
-    with _rare_collections(), _settled(batch):
+    with _rare_collections() as batch.settle_objects, _settled(batch):
         for line in _parsed_lines(lines, batch.custom):
             try:
                 if isinstance(line, ImportRecordError):
@@ -285,19 +287,35 @@ BULK_GC_THRESHOLD = 100_000
 
 
 @contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often, then as before.
+def _rare_collections() -> Iterator[Callable[[], None]]:
+    """Run the cyclic garbage collector less often and over less, then as before; yields
+    the function to call when the objects alive now are long-lived (a chunk boundary).
 
     A bulk import allocates millions of short-lived objects without cycles (parsed lines,
-    rows) and keeps a growing set of long-lived ones (aggregates folded in memory); with
-    the default threshold (700) the collector's passes cost over a tenth of the import.
+    rows) and keeps a growing set of long-lived ones (aggregates folded in memory, the
+    customers seen). With the default threshold (700) the collector's passes cost over a
+    tenth of the import; and each full pass walks every long-lived object again, a cost
+    that grows with the import (over a minute at a million profiles). Frozen objects
+    (gc.freeze) are left out of every pass until the import ends. Nothing is frozen if
+    the process had frozen objects before (then they are not ours to unfreeze).
     """
     thresholds = gc.get_threshold()
-    gc.set_threshold(BULK_GC_THRESHOLD, *thresholds[1:])
+    freeze = gc.freeze if gc.get_freeze_count() == 0 else _keep_unfrozen
+    _collect_rarely()
     try:
-        yield
+        yield freeze
     finally:
+        if freeze is gc.freeze:
+            gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def _keep_unfrozen() -> None:
+    pass
+
+
+def _collect_rarely() -> None:
+    gc.set_threshold(BULK_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _write_one(session: Session, kind: str, record: "_Fields", savepoint: bool) -> Change:
@@ -332,7 +350,10 @@ def _parsed_lines(
         for block in head:
             yield from _parse_block(custom, block)
         return
-    for parsed in mapped_in_worker(_parse_block, custom, chain(head, blocks)):
+    blocks = chain(head, blocks)
+    for parsed in mapped_in_worker(
+        _parse_block, custom, blocks, depth=PARSE_AHEAD, initializer=_collect_rarely
+    ):
         yield from parsed
 
 
@@ -394,10 +415,10 @@ class _ProfileLine:
         """The line read again, for the one-record path (which needs the database)."""
         return _Fields(self.line_no, "", _parse_object(self.line_no, self.text))
 
-    def contacts(self) -> set[tuple[IdentityType, str]]:
+    def contacts(self) -> list[tuple[IdentityType, str]]:
         """The email and phone the line would link (normalised)."""
         if self.new_profile is not None:
-            return {(kind, value) for kind, value, _ in self.new_profile.identities}
+            return [(kind, value) for kind, value, _ in self.new_profile.identities]
         return _contact_identifiers(self.record())
 
     def __reduce__(self) -> tuple[Any, ...]:  # unpickled at a fraction of the default cost
@@ -851,6 +872,8 @@ class _BulkBatch:
         self.analyze_at = ANALYZE_FIRST_AT
         self.in_background = session.get_bind().dialect.name == "postgresql"
         self.in_flight: _Background | None = None  # the chunk being written
+        # Called once a chunk is handed over: what is alive then stays (_rare_collections).
+        self.settle_objects: Callable[[], None] = _keep_unfrozen
 
     def add(self, line: _ParsedLine) -> bool:
         """Buffer a profile or event line; False for other kinds."""
@@ -873,6 +896,7 @@ class _BulkBatch:
                 self.in_flight = _Background(partial(self._write, self._take_pending()))
             else:
                 self.flush()
+            self.settle_objects()
         return True
 
     def flush(self) -> None:
@@ -976,7 +1000,7 @@ class _BulkBatch:
                 one_by_one.append((item, line))
             else:
                 bulk.append(new)
-            claimed |= own  # a later line with the same identifier must not get it
+            claimed.update(own)  # a later line with the same identifier must not get it
         self._register_types({name for new in bulk for name in new.declared})
         insert_new_profiles(self.session, bulk)
         self.existing.update(new.customer_id for new in bulk)
@@ -1017,16 +1041,16 @@ class _Background:
             raise self.error
 
 
-def _contact_identifiers(record: _Fields) -> set[tuple[IdentityType, str]]:
+def _contact_identifiers(record: _Fields) -> list[tuple[IdentityType, str]]:
     """The email and phone a profile line would link (normalised), for claim checks."""
-    identifiers = set()
+    identifiers = []
     for kind in (IdentityType.EMAIL, IdentityType.PHONE):
         try:
             value = record.optional(kind.value, partial(normalise, kind))
         except ImportRecordError:
             continue
         if value is not None:
-            identifiers.add((kind, value))
+            identifiers.append((kind, value))
     return identifiers
 
 

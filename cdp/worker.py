@@ -28,19 +28,28 @@ class WorkerFailed(RuntimeError):
 
 
 def mapped_in_worker(
-    function: Callable[[S, B], R], setup: S, blocks: Iterable[B], depth: int = 4
+    function: Callable[[S, B], R],
+    setup: S,
+    blocks: Iterable[B],
+    *,
+    depth: int = 4,
+    initializer: Callable[[], object] | None = None,
 ) -> Iterator[R]:
     """function(setup, block) for each block, computed in a worker process, in order.
 
     At most `depth` blocks are out at once, so reading ahead is bounded. An error inside
     `function` is raised here (as itself when it can be pickled); closing the iterator
-    early stops the worker. `function` must be importable by name (module level).
+    early stops the worker. `function` and `initializer` (called once in the worker,
+    first) must be importable by name (module level).
     """
     context = multiprocessing.get_context("spawn")
     tasks: Queue[Any] = context.Queue(depth)
     results: Queue[Any] = context.Queue(depth)
     worker = context.Process(
-        target=_serve, args=(function, setup, tasks, results), name="cdp-worker", daemon=True
+        target=_serve,
+        args=(function, setup, initializer, tasks, results),
+        name="cdp-worker",
+        daemon=True,
     )
     worker.start()
     try:
@@ -80,9 +89,15 @@ def _next_result(results: "Queue[Any]", worker: BaseProcess) -> Any:
 
 
 def _serve(
-    function: Callable[[Any, Any], Any], setup: Any, tasks: "Queue[Any]", results: "Queue[Any]"
+    function: Callable[[Any, Any], Any],
+    setup: Any,
+    initializer: Callable[[], object] | None,
+    tasks: "Queue[Any]",
+    results: "Queue[Any]",
 ) -> None:
     """The worker's loop: one result per block until None."""
+    if initializer is not None:
+        initializer()
     while (block := tasks.get()) is not None:
         try:
             results.put((True, function(setup, block)))

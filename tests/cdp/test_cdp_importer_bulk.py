@@ -346,5 +346,22 @@ def test_a_failed_bulk_import_leaves_no_writer_thread_and_the_collector_as_it_wa
         run(cdp_engine, bad, bulk=True)
     assert run(cdp_engine, good, bulk=True).by_kind["profile"].created == 20
     assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == 0  # what the import froze is the collector's again
     assert not [t for t in threading.enumerate() if t.name == "cdp-bulk-writer"]
     assert not multiprocessing.active_children()  # no parse worker left either
+
+
+def test_objects_frozen_before_a_bulk_import_stay_frozen(
+    cdp_engine: Engine, tmp_path: Path
+) -> None:
+    """The import freezes what is alive at chunk boundaries and unfreezes it at the end,
+    unless the process had frozen objects of its own: those it must not unfreeze."""
+    good = write(tmp_path / "good.jsonl", mixed_file(9, 1, 20, 40))
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert run(cdp_engine, good, bulk=True).by_kind["profile"].created == 20
+        # Still frozen (some may have been freed meanwhile), and nothing more.
+        assert 0 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
