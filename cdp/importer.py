@@ -235,9 +235,10 @@ def import_lines(
     else:
         for line_no, raw in enumerate(lines, start=1):
             try:
-                record = _record(line_no, raw)
-                if record is None:
+                line = _record(line_no, raw)
+                if line is None:
                     continue
+                _, record = line
                 kind = record.required("kind", _kind)
                 summary.by_kind[kind].add(_write_one(session, kind, record, skip_invalid))
             except ImportRecordError as error:
@@ -327,12 +328,12 @@ def _write_one(session: Session, kind: str, record: "_Fields", savepoint: bool) 
         return _IMPORTERS[kind](session, record)
 
 
-def _record(line_no: int, raw: bytes | str) -> "_Fields | None":
-    """The line's JSON object; None for a blank line."""
+def _record(line_no: int, raw: bytes | str) -> "tuple[str, _Fields] | None":
+    """The line's text and JSON object; None for a blank line."""
     text = _decode(line_no, raw)
     if not text or text.isspace():
         return None
-    return _Fields(line_no, "", _parse_object(line_no, text))
+    return text, _Fields(line_no, "", _parse_object(line_no, text))
 
 
 def _parsed_lines(
@@ -374,10 +375,10 @@ def _parse_block(
     parsed: list[_ParsedLine | ImportRecordError] = []
     for line_no, raw in enumerate(raws, start=first):
         try:
-            text = _decode(line_no, raw)
-            if not text or text.isspace():
+            line = _record(line_no, raw)
+            if line is None:
                 continue
-            record = _Fields(line_no, "", _parse_object(line_no, text))
+            text, record = line
             kind = record.required("kind", _kind)
             if kind == "event":
                 parsed.append(_EventLine(line_no, _event_in(record)))
@@ -391,6 +392,8 @@ def _parse_block(
 
 
 def _profile_line(record: "_Fields", text: str, custom: CustomDefinitions) -> "_ProfileLine":
+    """The rows are built for every profile line, even one whose customer turns out to be
+    stored already: only the writing side knows, and the worker has the time to spare."""
     customer_id, attributes = _profile_in(record)
     new_profile = None
     # On a validation error upsert_profile names the field (and any earlier one).
