@@ -187,6 +187,14 @@ class _Store:
             candidate: tuple[Any, ...] = (order_key(value),)
             stored = None if state.value is None else (order_key(decode(state.value)),)
         else:
+            if state.at is not None and at != state.at:
+                # The time alone decides (for nearly every fact): the stored value need
+                # not be decoded.
+                later = at > state.at
+                if sign > 0 and later == (kind is Aggregate.LAST):
+                    state.value = encode(value)
+                    state.at = at
+                return
             candidate = (at, order_key(value))
             stored = None if state.at is None else (state.at, order_key(decode(state.value)))
         if sign < 0:
