@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from functools import cache
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -239,14 +239,20 @@ def insert_new_profiles(session: Session, profiles: Sequence[NewProfile]) -> Non
     )
 
 
-def insert_events(session: Session, events: Sequence[EventIn]) -> list[EventIn]:
+def insert_events(
+    session: Session,
+    events: Sequence[EventIn],
+    on_server_work: Callable[[], None] | None = None,
+) -> list[EventIn]:
     """Insert events whose customers exist; returns those stored (not redeliveries).
 
     Within the list the first event with an event_id wins, as with record_event; ids stored
     before are skipped. PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT
     ... ON CONFLICT DO NOTHING (which also skips ids a concurrent writer just stored).
     SQLite: the ids already stored are looked up and the others inserted (BEGIN IMMEDIATE
-    keeps every other writer out meanwhile).
+    keeps every other writer out meanwhile). `on_server_work` is called when what is left is
+    the server's work (PostgreSQL's INSERT ... SELECT), for a caller with Python work to do
+    meanwhile in another thread.
     """
     unique: dict[str, EventIn] = {}
     for event in events:
@@ -255,7 +261,7 @@ def insert_events(session: Session, events: Sequence[EventIn]) -> list[EventIn]:
         return []
     session.flush()
     if session.get_bind().dialect.name == "postgresql":
-        stored = _insert_events_postgresql(session, list(unique.values()))
+        stored = _insert_events_postgresql(session, list(unique.values()), on_server_work)
         return [event for event in unique.values() if event.event_id in stored]
     event_ids = Event.__table__.c.event_id
     taken: set[str] = set()
@@ -274,7 +280,9 @@ def _columns(table: Table, names: Sequence[str]) -> list[Column[Any]]:
     return [table.c[name] for name in names]
 
 
-def _insert_events_postgresql(session: Session, events: list[EventIn]) -> set[str]:
+def _insert_events_postgresql(
+    session: Session, events: list[EventIn], on_server_work: Callable[[], None] | None
+) -> set[str]:
     connection = session.connection()
     connection.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS cdp_bulk_events (event_id varchar, "
@@ -284,6 +292,8 @@ def _insert_events_postgresql(session: Session, events: list[EventIn]) -> set[st
     connection.exec_driver_sql("TRUNCATE cdp_bulk_events")
     _write(session, "cdp_bulk_events", _event_columns(), map(event_values, events))
     names = ", ".join(EVENT_FIELDS)
+    if on_server_work is not None:
+        on_server_work()
     with _raw(session).cursor() as cursor:
         cursor.execute(
             f"INSERT INTO events ({names}) SELECT {names} FROM cdp_bulk_events "
@@ -572,8 +582,24 @@ _NOTHING = object()
 
 @cache
 def _sqlite_processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The conversion SQLAlchemy applies to this column's values when binding them."""
+    """The conversion SQLAlchemy applies to this column's values when binding them; for
+    JSON and UTC times the same text, made at a third of the cost (about 2 and 1.8 µs a
+    value, 4 µs of every event)."""
+    if isinstance(column.type, JSON):
+        return _json_text  # None too: SQLAlchemy writes it as JSON null, not SQL NULL
+    if isinstance(column.type, UtcDateTime):
+        return _sqlite_utc_text
     return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """A UtcDateTime as SQLAlchemy's SQLite DATETIME stores it: UTC, no offset,
+    microseconds always written."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the CDP stores timezone-aware UTC only")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @cache

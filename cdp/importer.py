@@ -27,7 +27,7 @@ from decimal import Decimal
 from functools import partial
 from itertools import chain, islice
 from pathlib import Path
-from threading import Thread
+from threading import Event, Thread
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import exists, select
@@ -301,7 +301,7 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
     the process had frozen objects before (then they are not ours to unfreeze).
     """
     thresholds = gc.get_threshold()
-    freeze = gc.freeze if gc.get_freeze_count() == 0 else _keep_unfrozen
+    freeze = gc.freeze if gc.get_freeze_count() == 0 else _do_nothing
     _collect_rarely()
     try:
         yield freeze
@@ -311,8 +311,8 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
         gc.set_threshold(*thresholds)
 
 
-def _keep_unfrozen() -> None:
-    pass
+def _do_nothing() -> None:
+    """The callback where there is nothing to do (nothing to freeze, nobody to notify)."""
 
 
 def _collect_rarely() -> None:
@@ -876,7 +876,7 @@ class _BulkBatch:
         self.in_background = session.get_bind().dialect.name == "postgresql"
         self.in_flight: _Background | None = None  # the chunk being written
         # Called once a chunk is handed over: what is alive then stays (_rare_collections).
-        self.settle_objects: Callable[[], None] = _keep_unfrozen
+        self.settle_objects: Callable[[], None] = _do_nothing
 
     def add(self, line: _ParsedLine) -> bool:
         """Buffer a profile or event line; False for other kinds."""
@@ -895,12 +895,22 @@ class _BulkBatch:
         self.pending.append(item)
         if len(self.pending) >= BULK_CHUNK:
             if self.in_background:
-                self.wait()
-                self.in_flight = _Background(partial(self._write, self._take_pending()))
+                self._write_in_background()
             else:
                 self.flush()
             self.settle_objects()
         return True
+
+    def _write_in_background(self) -> None:
+        """Hand the full chunk to the writer thread, and fold the events the chunk before
+        stored while the server inserts this chunk's events: folding is Python work, and
+        during the writer's own Python work (rows for COPY) the two threads would fight for
+        the GIL, while between chunks it would leave the writer idle."""
+        self.wait()
+        unfolded, self.unfolded = self.unfolded, []
+        self.in_flight = _Background(partial(self._write, self._take_pending()))
+        self.in_flight.server_working.wait()
+        self.fresh_aggregates.add(unfolded)
 
     def flush(self) -> None:
         """Write the buffered lines now, after the chunk in flight; errors are raised
@@ -915,12 +925,9 @@ class _BulkBatch:
         if self.in_flight is not None:
             self.in_flight.result()
             self.in_flight = None
-            self._fold()
 
     def _fold(self) -> None:
-        """Fold the events the last chunk stored for profiles created here. In the main
-        thread: the writer thread has the longer path (it waits for the server), the
-        main thread the time to spare."""
+        """Fold the events the chunks written so far stored for profiles created here."""
         unfolded, self.unfolded = self.unfolded, []
         self.fresh_aggregates.add(unfolded)
 
@@ -928,7 +935,9 @@ class _BulkBatch:
         pending, self.pending, self.pending_profiles = self.pending, [], set()
         return pending
 
-    def _write(self, pending: list[_Pending]) -> None:
+    def _write(
+        self, pending: list[_Pending], on_server_work: Callable[[], None] | None = None
+    ) -> None:
         if not pending:
             return
         self.flushed += len(pending)
@@ -954,7 +963,7 @@ class _BulkBatch:
                 errors.append(
                     ImportRecordError(item.line_no, "customer_id", _unknown(item.customer_id))
                 )
-        stored = insert_events(self.session, events)
+        stored = insert_events(self.session, events, on_server_work=on_server_work)
         self.unfolded.extend(e for e in stored if e.customer_id in self.fresh)
         apply_events_in_bulk(
             self.session,
@@ -1025,18 +1034,23 @@ class _BulkBatch:
 
 
 class _Background:
-    """A function run in a thread of its own; result() waits and re-raises its error."""
+    """A function run in a thread of its own; result() waits and re-raises its error.
 
-    def __init__(self, work: Callable[[], None]) -> None:
+    `server_working` is set once the work only waits for the database (or is over)."""
+
+    def __init__(self, work: Callable[[Callable[[], None]], None]) -> None:
         self.error: BaseException | None = None
+        self.server_working = Event()
         self.thread = Thread(target=self._run, args=(work,), name="cdp-bulk-writer")
         self.thread.start()
 
-    def _run(self, work: Callable[[], None]) -> None:
+    def _run(self, work: Callable[[Callable[[], None]], None]) -> None:
         try:
-            work()
+            work(self.server_working.set)
         except BaseException as error:  # handed to the caller by result()
             self.error = error
+        finally:
+            self.server_working.set()
 
     def result(self) -> None:
         self.thread.join()

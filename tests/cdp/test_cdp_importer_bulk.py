@@ -365,3 +365,34 @@ def test_objects_frozen_before_a_bulk_import_stay_frozen(
         assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("column_type", ["json", "utc_datetime"])
+def test_sqlite_values_are_written_as_sqlalchemy_binds_them(column_type: str) -> None:
+    """The bulk path's own JSON and time conversions for SQLite give SQLAlchemy's text."""
+    from sqlalchemy import JSON, create_engine
+
+    from cdp.column_types import UtcDateTime
+
+    dialect = create_engine("sqlite://").dialect
+    values: list[Any]
+    if column_type == "json":
+        wanted: type = JSON
+        values = [None, {"page": 40, "text": 'é\u2028"\\', "none": None}, [1, [2.5, 1e300]]]
+        values += ["text", True, False, 10**20, ["s", "page_view"]]
+    else:
+        wanted = UtcDateTime
+        values = [None, NOW, NOW.replace(microsecond=7)]
+        values += [datetime(1999, 12, 31, 23, 59, 59, 999999, timezone(timedelta(hours=-3)))]
+    columns = [
+        column
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, wanted)
+    ]
+    assert columns
+    for column in columns:
+        expected = column.type.dialect_impl(dialect).bind_processor(dialect)
+        convert = cdp.bulk._sqlite_processor(column, dialect)
+        assert expected is not None and convert is not None
+        assert [convert(value) for value in values] == [expected(value) for value in values]
