@@ -91,7 +91,7 @@ def _matches(definition: AggregateDef, fact: Fact) -> bool:
     return True
 
 
-@dataclass
+@dataclass(slots=True)
 class AggregateRow:
     """A computed_state row (key None) or computed_parts row, held in memory.
 
@@ -118,6 +118,8 @@ class AggregateRow:
 
 class _Store:
     """The state and part rows of one profile that a write touches, created on demand."""
+
+    __slots__ = ("customer_id", "parts", "rebuild", "states", "today")
 
     def __init__(self, customer_id: str, today: date) -> None:
         self.customer_id = customer_id
