@@ -400,11 +400,14 @@ class NewProfileAggregates:
             for definition in self.touched:
                 store.apply(definition, fact, 1)
 
-    def write(self, session: Session) -> None:
-        """Insert the folded rows: state rows, and part rows with a count."""
+    def write(self, session: Session) -> set[str]:
+        """Insert the folded rows (state rows, and part rows with a count) and forget them;
+        returns the customers whose rows these were."""
         session.flush()
         _insert_rows(session, self.stores)
+        written = set(self.stores)
         self.stores.clear()
+        return written
 
 
 def _needs_rebuild(store: _Store, touched: list[AggregateDef]) -> bool:

@@ -88,10 +88,6 @@ class ImportRecordError(CdpError):
         self.field = field
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type["ImportRecordError"], tuple[int, str, str]]:
-        """Picklable: the bulk import's parse worker sends errors back in its results."""
-        return ImportRecordError, (self.line_no, self.field, self.reason)
-
 
 class ErasedIdentity(CdpError):
     """The identifier belonged to a person who was erased; re-creating them needs consent."""

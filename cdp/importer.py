@@ -25,7 +25,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from itertools import chain, islice
 from pathlib import Path
 from threading import Event, Thread
 from typing import Any, ClassVar, TypeVar
@@ -107,21 +106,18 @@ from cdp.validation import (
     clean_text,
     describe_type,
 )
-from cdp.worker import mapped_in_worker
 
 KINDS = ("profile", "order", "event", "identity", "consent", "product")
 _KIND_NAMES = frozenset(KINDS)
 WHOLE_LINE = "$"
 # Profile and event lines buffered before the bulk path writes them.
 BULK_CHUNK = 20_000
-# The bulk path parses lines in blocks of this many; an input of more than IN_PROCESS_BLOCKS
-# blocks is parsed by a worker process (starting one takes about half a second).
-PARSE_BLOCK = 2_000
-IN_PROCESS_BLOCKS = 10
-# Blocks the worker may parse ahead: two chunks, so it parses on while a chunk is written.
-PARSE_AHEAD = 2 * BULK_CHUNK // PARSE_BLOCK
 # Table statistics are refreshed after this many bulk lines, then each time it doubles.
 ANALYZE_FIRST_AT = 20_000
+# New profiles whose event aggregates a bulk import folds in memory (about 1 KB each with
+# two event aggregates); past it they are written out and their later events update them
+# in the database, so memory stays bounded whatever the size of the file.
+FRESH_AGGREGATES_LIMIT = 2_000_000
 
 _PROFILE_FIELDS = frozenset(
     {
@@ -302,7 +298,7 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
     """
     thresholds = gc.get_threshold()
     freeze = gc.freeze if gc.get_freeze_count() == 0 else _do_nothing
-    _collect_rarely()
+    gc.set_threshold(BULK_GC_THRESHOLD, *thresholds[1:])
     try:
         yield freeze
     finally:
@@ -312,11 +308,7 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
 
 
 def _do_nothing() -> None:
-    """The callback where there is nothing to do (nothing to freeze, nobody to notify)."""
-
-
-def _collect_rarely() -> None:
-    gc.set_threshold(BULK_GC_THRESHOLD, *gc.get_threshold()[1:])
+    """The freeze when nothing may be frozen."""
 
 
 def _write_one(session: Session, kind: str, record: "_Fields", savepoint: bool) -> Change:
@@ -339,41 +331,9 @@ def _record(line_no: int, raw: bytes | str) -> "tuple[str, _Fields] | None":
 def _parsed_lines(
     lines: Iterable[bytes | str], custom: CustomDefinitions
 ) -> Iterator["_ParsedLine | ImportRecordError"]:
-    """The lines parsed and validated (no database access), in order, errors in place.
-
-    A short input is parsed here; a longer one by a worker process (cdp.worker), so that
-    parsing, about half of a bulk import's Python work, runs on another core while this
-    process writes.
-    """
-    blocks = _numbered_blocks(lines)
-    head = list(islice(blocks, IN_PROCESS_BLOCKS + 1))
-    if len(head) <= IN_PROCESS_BLOCKS:
-        for block in head:
-            yield from _parse_block(custom, block)
-        return
-    blocks = chain(head, blocks)
-    for parsed in mapped_in_worker(
-        _parse_block, custom, blocks, depth=PARSE_AHEAD, initializer=_collect_rarely
-    ):
-        yield from parsed
-
-
-def _numbered_blocks(lines: Iterable[bytes | str]) -> Iterator[tuple[int, list[bytes | str]]]:
-    """(number of the first line, PARSE_BLOCK lines) until the lines run out."""
-    numbered = iter(lines)
-    first = 1
-    while block := list(islice(numbered, PARSE_BLOCK)):
-        yield first, block
-        first += len(block)
-
-
-def _parse_block(
-    custom: CustomDefinitions, block: tuple[int, list[bytes | str]]
-) -> list["_ParsedLine | ImportRecordError"]:
-    """Each non-blank line of the block parsed, or its error. Runs in the worker too."""
-    first, raws = block
-    parsed: list[_ParsedLine | ImportRecordError] = []
-    for line_no, raw in enumerate(raws, start=first):
+    """The non-blank lines parsed and validated (no database access), in order, each line's
+    error in its place."""
+    for line_no, raw in enumerate(lines, start=1):
         try:
             line = _record(line_no, raw)
             if line is None:
@@ -381,19 +341,18 @@ def _parse_block(
             text, record = line
             kind = record.required("kind", _kind)
             if kind == "event":
-                parsed.append(_EventLine(line_no, _event_in(record)))
+                yield _EventLine(line_no, _event_in(record))
             elif kind == "profile":
-                parsed.append(_profile_line(record, text, custom))
+                yield _profile_line(record, text, custom)
             else:
-                parsed.append(_OtherLine(line_no, kind, record.data))
+                yield _OtherLine(line_no, kind, record.data)
         except ImportRecordError as error:
-            parsed.append(error)
-    return parsed
+            yield error
 
 
 def _profile_line(record: "_Fields", text: str, custom: CustomDefinitions) -> "_ProfileLine":
     """The rows are built for every profile line, even one whose customer turns out to be
-    stored already: only the writing side knows, and the worker has the time to spare."""
+    stored already: only the writing side knows, and in a bulk file nearly all are new."""
     customer_id, attributes = _profile_in(record)
     new_profile = None
     # On a validation error upsert_profile names the field (and any earlier one).
@@ -424,9 +383,6 @@ class _ProfileLine:
             return [(kind, value) for kind, value, _ in self.new_profile.identities]
         return _contact_identifiers(self.record())
 
-    def __reduce__(self) -> tuple[Any, ...]:  # unpickled at a fraction of the default cost
-        return _ProfileLine, (self.line_no, self.text, self.customer_id, self.new_profile)
-
 
 @dataclass(slots=True)
 class _EventLine:
@@ -435,9 +391,6 @@ class _EventLine:
     line_no: int
     event: EventIn
     kind: ClassVar[str] = "event"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _EventLine, (self.line_no, self.event)
 
 
 @dataclass(slots=True)
@@ -907,6 +860,7 @@ class _BulkBatch:
         during the writer's own Python work (rows for COPY) the two threads would fight for
         the GIL, while between chunks it would leave the writer idle."""
         self.wait()
+        self._spill_if_full()
         unfolded, self.unfolded = self.unfolded, []
         self.in_flight = _Background(partial(self._write, self._take_pending()))
         self.in_flight.server_working.wait()
@@ -918,6 +872,7 @@ class _BulkBatch:
         self.wait()
         self._write(self._take_pending())
         self._fold()
+        self._spill_if_full()
 
     def wait(self) -> None:
         """Let the chunk in flight finish. Its error is raised here, and again on every
@@ -930,6 +885,14 @@ class _BulkBatch:
         """Fold the events the chunks written so far stored for profiles created here."""
         unfolded, self.unfolded = self.unfolded, []
         self.fresh_aggregates.add(unfolded)
+
+    def _spill_if_full(self) -> None:
+        """With FRESH_AGGREGATES_LIMIT profiles' aggregates in memory, write them out; those
+        profiles' later events then take the path of stored profiles. Only between chunks."""
+        if len(self.fresh_aggregates.stores) < FRESH_AGGREGATES_LIMIT:
+            return
+        self._fold()
+        self.fresh -= self.fresh_aggregates.write(self.session)
 
     def _take_pending(self) -> list[_Pending]:
         pending, self.pending, self.pending_profiles = self.pending, [], set()

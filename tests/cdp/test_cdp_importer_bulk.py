@@ -7,7 +7,6 @@ compares every table row by row (ids and write times aside) and every computed v
 
 import gc
 import json
-import multiprocessing
 import random
 import threading
 from collections.abc import Iterator
@@ -53,15 +52,15 @@ def twin_engines(cdp_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]
         engine.dispose()
 
 
-@pytest.fixture(autouse=True, params=["parsed-here", "parsed-by-a-worker"])
+@pytest.fixture(autouse=True, params=["aggregates-in-memory", "aggregates-written-out"])
 def tiny_chunks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    """Chunks of a few lines, so records and their customers land in different chunks;
-    lines parsed in this process or (as for a long file) by a worker process."""
+    """Chunks of a few lines, so records and their customers land in different chunks; and
+    new profiles' aggregates either kept in memory to the end or written out whenever two
+    are held, as for a file of more than FRESH_AGGREGATES_LIMIT profiles."""
     monkeypatch.setattr(cdp.importer, "BULK_CHUNK", 7)
     monkeypatch.setattr(cdp.bulk, "STATEMENT_ROWS", 3)
-    monkeypatch.setattr(cdp.importer, "PARSE_BLOCK", 5)
-    if request.param == "parsed-by-a-worker":
-        monkeypatch.setattr(cdp.importer, "IN_PROCESS_BLOCKS", 0)
+    if request.param == "aggregates-written-out":
+        monkeypatch.setattr(cdp.importer, "FRESH_AGGREGATES_LIMIT", 2)
 
 
 def write(path: Path, records: list[dict[str, Any] | str]) -> Path:
@@ -348,7 +347,6 @@ def test_a_failed_bulk_import_leaves_no_writer_thread_and_the_collector_as_it_wa
     assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == 0  # what the import froze is the collector's again
     assert not [t for t in threading.enumerate() if t.name == "cdp-bulk-writer"]
-    assert not multiprocessing.active_children()  # no parse worker left either
 
 
 def test_objects_frozen_before_a_bulk_import_stay_frozen(
