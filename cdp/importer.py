@@ -116,7 +116,7 @@ BULK_CHUNK = 20_000
 ANALYZE_FIRST_AT = 20_000
 # New profiles whose event aggregates a bulk import folds in memory (about 1 KB each with
 # two event aggregates); past it they are written out and their later events update them
-# in the database, so memory stays bounded whatever the size of the file.
+# in the database (much slower), so these aggregates do not grow without bound.
 FRESH_AGGREGATES_LIMIT = 2_000_000
 
 _PROFILE_FIELDS = frozenset(
