@@ -293,22 +293,29 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
     customers seen). With the default threshold (700) the collector's passes cost over a
     tenth of the import; and each full pass walks every long-lived object again, a cost
     that grows with the import (over a minute at a million profiles). Frozen objects
-    (gc.freeze) are left out of every pass until the import ends. Nothing is frozen if
-    the process had frozen objects before (then they are not ours to unfreeze).
+    (gc.freeze) are left out of every pass until the import ends; what is garbage at a
+    chunk boundary is collected first, since a frozen cycle is never freed (SQLAlchemy's
+    statements leave some, and the memory of an import grew with every chunk). Nothing is
+    frozen if the process had frozen objects before (then they are not ours to unfreeze).
     """
     thresholds = gc.get_threshold()
-    freeze = gc.freeze if gc.get_freeze_count() == 0 else _do_nothing
+    settle = _collect_and_freeze if gc.get_freeze_count() == 0 else _do_nothing
     gc.set_threshold(BULK_GC_THRESHOLD, *thresholds[1:])
     try:
-        yield freeze
+        yield settle
     finally:
-        if freeze is gc.freeze:
+        if settle is _collect_and_freeze:
             gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
+def _collect_and_freeze() -> None:
+    gc.collect()  # over what is not frozen yet: about one chunk's objects
+    gc.freeze()
+
+
 def _do_nothing() -> None:
-    """The freeze when nothing may be frozen."""
+    """The settling when nothing may be frozen."""
 
 
 def _write_one(session: Session, kind: str, record: "_Fields", savepoint: bool) -> Change:

@@ -9,6 +9,7 @@ import gc
 import json
 import random
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -394,3 +395,46 @@ def test_sqlite_values_are_written_as_sqlalchemy_binds_them(column_type: str) ->
         convert = cdp.bulk._sqlite_processor(column, dialect)
         assert expected is not None and convert is not None
         assert [convert(value) for value in values] == [expected(value) for value in values]
+
+
+class _Node:
+    """An object that can refer to itself."""
+
+    me: "_Node | None" = None
+
+
+def _garbage_cycle() -> "weakref.ref[_Node]":
+    node = _Node()
+    node.me = node
+    return weakref.ref(node)
+
+
+def test_garbage_cycles_are_collected_before_a_bulk_import_freezes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cyclic garbage left at a chunk boundary is collected before the survivors are
+    frozen: frozen, it would never be freed, and the import's memory would grow with every
+    chunk. Each chunk written leaves a cycle; none may be alive when objects are frozen.
+    (On SQLite: no writer thread, so nothing is being made while the import freezes.)"""
+    cycles: list[weakref.ref[_Node]] = []
+    alive_at_freeze: list[int] = []
+    insert_events = cdp.importer.insert_events
+    freeze = gc.freeze
+
+    def insert_leaving_a_cycle(*args: Any, **kwargs: Any) -> Any:
+        cycles.append(_garbage_cycle())
+        return insert_events(*args, **kwargs)
+
+    def counting_freeze() -> None:
+        alive_at_freeze.append(sum(cycle() is not None for cycle in cycles))
+        freeze()
+
+    monkeypatch.setattr(cdp.importer, "insert_events", insert_leaving_a_cycle)
+    monkeypatch.setattr(gc, "freeze", counting_freeze)
+    engine = make_engine(f"sqlite:///{tmp_path / 'cycles.sqlite3'}")
+    migrate(engine)
+    good = write(tmp_path / "good.jsonl", mixed_file(10, 1, 20, 40))
+    assert run(engine, good, bulk=True).by_kind["profile"].created == 20
+    engine.dispose()
+    assert len(alive_at_freeze) >= 3 and len(cycles) >= 3
+    assert alive_at_freeze == [0] * len(alive_at_freeze)
