@@ -295,7 +295,7 @@ def _rare_collections() -> Iterator[Callable[[], None]]:
     that grows with the import (over a minute at a million profiles). Frozen objects
     (gc.freeze) are left out of every pass until the import ends; what is garbage at a
     chunk boundary is collected first, since a frozen cycle is never freed (SQLAlchemy's
-    statements leave some, and the memory of an import grew with every chunk). Nothing is
+    bound parameters, holding a chunk's ids, leave some; memory grew with every chunk). Nothing is
     frozen if the process had frozen objects before (then they are not ours to unfreeze).
     """
     thresholds = gc.get_threshold()
