@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from functools import cache
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
@@ -51,7 +51,7 @@ from cdp.attributes.definitions import CustomDefinitions
 from cdp.attributes.errors import UnknownAttribute
 from cdp.attributes.models import AttributeKind, AttributeValue
 from cdp.attributes.service import clean_custom_value
-from cdp.column_types import UtcDateTime
+from cdp.column_types import UtcDateTime, stored_utc
 from cdp.computed.definitions import AggregateDef, ComputedDefinitions
 from cdp.computed.facts import event_fact, part_key
 from cdp.computed.models import ComputedPart, ComputedState
@@ -600,9 +600,7 @@ def _sqlite_utc_text(value: datetime | None) -> str | None:
     microseconds always written."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: the CDP stores timezone-aware UTC only")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return stored_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @cache

@@ -15,6 +15,13 @@ from cdp.validation import MONEY_LIMIT, MONEY_PLACES
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def stored_utc(value: datetime) -> datetime:
+    """The value in UTC as a UtcDateTime column stores it; a naive datetime is refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the CDP stores timezone-aware UTC only")
+    return value.astimezone(timezone.utc)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in and out.
 
@@ -26,11 +33,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: the CDP stores timezone-aware UTC only")
-        return value.astimezone(timezone.utc)
+        return None if value is None else stored_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
