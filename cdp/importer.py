@@ -44,6 +44,7 @@ from cdp.bulk import (
     NewProfile,
     NewProfileAggregates,
     apply_events_in_bulk,
+    bulk_cache,
     insert_events,
     insert_new_profiles,
     new_profile_rows,
@@ -250,7 +251,7 @@ def _import_in_bulk(
 ) -> None:
     """Profile and event lines through _BulkBatch, the others one by one in file order."""
     batch = _BulkBatch(session, summary, skip_invalid)
-    with _rare_collections() as batch.settle_objects, _settled(batch):
+    with bulk_cache(session), _rare_collections() as batch.settle_objects, _settled(batch):
         for line in _parsed_lines(lines, batch.custom):
             try:
                 if isinstance(line, ImportRecordError):

@@ -9,14 +9,17 @@ import gc
 import json
 import random
 import threading
+import uuid
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, make_url, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 import cdp.bulk
@@ -438,3 +441,118 @@ def test_garbage_cycles_are_collected_before_a_bulk_import_freezes(
     engine.dispose()
     assert len(alive_at_freeze) >= 3 and len(cycles) >= 3
     assert alive_at_freeze == [0] * len(alive_at_freeze)
+
+
+@contextmanager
+def plain_role(url: str) -> Iterator[str]:
+    """The URL of `url`'s database for a new role that is not a superuser and has only
+    the table rights the CDP needs (as an operator might set it up); dropped after."""
+    role = f"cdp_plain_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            connection.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+            connection.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        yield make_url(url).set(username=role, password=None).render_as_string(False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
+
+
+def replication_roles_while_writing(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """Records session_replication_role at each bulk write, by target table."""
+    seen: dict[str, set[str]] = {}
+    write_rows = cdp.bulk._write
+
+    def recording(session: Session, target: str, *args: Any) -> None:
+        role = session.connection().exec_driver_sql("SHOW session_replication_role")
+        seen.setdefault(target, set()).add(role.scalar_one())
+        write_rows(session, target, *args)
+
+    monkeypatch.setattr(cdp.bulk, "_write", recording)
+    return seen
+
+
+@pytest.mark.postgres
+def test_foreign_key_checks_are_left_out_only_where_the_role_may_and_nowhere_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A superuser's bulk writes skip the per-row foreign-key triggers; the setting is
+    back to origin after them (the one-record path keeps its checks). A role without the
+    right keeps every check and gets the same rows."""
+    path = write(tmp_path / "mixed.jsonl", mixed_file(seed=11, first=1, profiles=12, events=40))
+    seen = replication_roles_while_writing(monkeypatch)
+    with postgres_database_or_skip() as privileged_url, postgres_database_or_skip() as other:
+        privileged, plain_admin = make_engine(privileged_url), make_engine(other)
+        for engine in (privileged, plain_admin):
+            migrate(engine)
+        with transaction(privileged) as session:
+            import_file(session, path, bulk=True)
+            after = session.connection().exec_driver_sql("SHOW session_replication_role")
+            assert after.scalar_one() == "origin"
+        assert seen["profiles"] == seen["attribute_values"] == {"replica"}
+        assert seen["computed_state"] == {"replica"}
+        assert seen["cdp_bulk_events"] == {"origin"}  # a scratch table, before the insert
+
+        seen.clear()
+        with plain_role(other) as plain_url:
+            plain = make_engine(plain_url)
+            try:
+                run(plain, path, bulk=True)
+            finally:
+                plain.dispose()
+        assert set().union(*seen.values()) == {"origin"}
+        assert table_rows(plain_admin) == table_rows(privileged)
+        for engine in (privileged, plain_admin):
+            engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_stored_profile_the_bulk_events_refer_to_cannot_be_deleted_before_the_commit(
+    tmp_path: Path,
+) -> None:
+    """What the skipped foreign-key check would have guaranteed, the import's own lock
+    does: another transaction deleting the profile waits for the import's commit."""
+    profiles = write(tmp_path / "profiles.jsonl", [profile(1, random.Random(3))])
+    events = write(
+        tmp_path / "events.jsonl", [event(number, 1, random.Random(number)) for number in range(5)]
+    )
+    with postgres_database_or_skip() as url:
+        engine = make_engine(url)
+        migrate(engine)
+        run(engine, profiles, bulk=True)
+        with transaction(engine) as session:
+            assert import_file(session, events, bulk=True).by_kind["event"].created == 5
+            with engine.connect() as other, pytest.raises(OperationalError, match="lock"):
+                other.exec_driver_sql("SET lock_timeout = '300ms'")
+                other.exec_driver_sql("DELETE FROM profiles WHERE customer_id = 'C-00001'")
+        with engine.connect() as connection:
+            stored = connection.exec_driver_sql("SELECT count(*) FROM events").scalar_one()
+        assert stored == 5
+        engine.dispose()
+
+
+def test_sqlite_imports_with_a_larger_page_cache_then_puts_the_connections_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "mixed.jsonl", mixed_file(seed=12, first=1, profiles=8, events=20))
+    sizes: set[int] = set()
+    write_rows = cdp.bulk._write
+
+    def recording(session: Session, *args: Any) -> None:
+        sizes.add(session.connection().exec_driver_sql("PRAGMA cache_size").scalar_one())
+        write_rows(session, *args)
+
+    monkeypatch.setattr(cdp.bulk, "_write", recording)
+    engine = make_engine(f"sqlite:///{tmp_path / 'cache.sqlite3'}")
+    migrate(engine)
+    with transaction(engine) as session:
+        pragma = "PRAGMA cache_size"
+        before = session.connection().exec_driver_sql(pragma).scalar_one()
+        import_file(session, path, bulk=True)
+        assert session.connection().exec_driver_sql(pragma).scalar_one() == before
+    assert sizes == {-cdp.bulk.SQLITE_BULK_CACHE_KIB}
+    engine.dispose()
