@@ -13,8 +13,11 @@ go straight to the driver (a binary COPY on PostgreSQL, one executemany on SQLit
   are folded in memory as the import goes and written once at its end.
 
 Callers decide which records are eligible: profiles whose customer id and identifiers
-nobody holds yet, events whose customer exists. Anything else goes through the ordinary
-service functions.
+nobody holds yet, events whose customer exists (checked here with stored_customers, which
+also locks those profiles on PostgreSQL). Anything else goes through the ordinary service
+functions. On PostgreSQL, where the role may, the bulk statements skip the per-row
+foreign-key checks (_references_checked_here): those locks and this transaction's own
+inserts already guarantee every reference.
 """
 
 import json
