@@ -39,7 +39,6 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Dialect,
-    Select,
     String,
     Table,
     bindparam,
@@ -260,9 +259,12 @@ def stored_customers(session: Session, customer_ids: Iterable[str]) -> set[str]:
     check would: rows that refer to them may then skip that check
     (_references_checked_here)."""
     found: set[str] = set()
+    locking = session.get_bind().dialect.name == "postgresql"
     for chunk in _lookup_chunks(session, sorted(set(customer_ids))):
         query = select(Profile.customer_id).where(_among(session, Profile.customer_id, chunk))
-        found.update(session.scalars(_locked(session, query)))
+        if locking:
+            query = query.order_by(Profile.customer_id).with_for_update(key_share=True)
+        found.update(session.scalars(query))
     return found
 
 
@@ -600,17 +602,7 @@ def _lock_profiles(session: Session, customer_ids: list[str]) -> None:
     """Row locks on the profiles, in key order, like the one-record path takes one by one."""
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE already serialises writers
-    for chunk in _lookup_chunks(session, customer_ids):
-        query = select(Profile.customer_id).where(_among(session, Profile.customer_id, chunk))
-        session.execute(_locked(session, query))
-
-
-def _locked(session: Session, query: Select[tuple[str]]) -> Select[tuple[str]]:
-    """The profiles query locking its rows FOR KEY SHARE in key order (PostgreSQL; SQLite's
-    BEGIN IMMEDIATE already keeps every other writer out)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return query
-    return query.order_by(Profile.customer_id).with_for_update(key_share=True)
+    stored_customers(session, customer_ids)
 
 
 def _insert(
