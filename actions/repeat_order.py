@@ -25,7 +25,7 @@ from actions.order_lookup import request_key
 from cdp.addresses import Address, read_address_columns
 from cdp.errors import CdpError
 from cdp.orders.models import Order
-from cdp.orders.service import last_order_lines, reorder
+from cdp.orders.service import profile_with_last_order_lines, reorder
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class OrderView:
 
     @classmethod
     def of_rows(cls, rows: list[Row[Any]], ship_to: Address | None = None) -> OrderView:
-        """The order from `last_order_lines` rows (every order has at least one line)."""
+        """The order from `profile_with_last_order_lines` rows (every order has a line)."""
         order = rows[0]
         return cls(
             order_id=order.order_id,
@@ -78,15 +78,20 @@ class Proposal:
 
 
 def find_proposal(session: Session, customer_id: str | None) -> Proposal:
-    profile = identified_profile(session, customer_id)
-    if profile is None:
-        return Proposal("anonymous")
-    rows = last_order_lines(session, profile.customer_id)
+    """What to propose to the writer `verified_customer_id` returned: one query for a
+    customer id (a token's `sub`), two for a channel identity (its link, then the order)."""
+    if customer_id and ":" in customer_id:
+        profile = identified_profile(session, customer_id)
+        customer_id = profile.customer_id if profile is not None else None
+    rows = profile_with_last_order_lines(session, customer_id) if customer_id else []
     if not rows:
-        return Proposal("no_orders", first_name=profile.first_name)
+        return Proposal("anonymous")
+    first_name = rows[0].first_name
+    if rows[0].order_id is None:
+        return Proposal("no_orders", first_name=first_name)
     # A repeat goes to the current default address, as `reorder` will send it.
-    view = OrderView.of_rows(rows, ship_to=profile.address)
-    return Proposal("ready", first_name=profile.first_name, order=view)
+    view = OrderView.of_rows(rows, ship_to=read_address_columns(rows[0], "address_"))
+    return Proposal("ready", first_name=first_name, order=view)
 
 
 class ActionProposeRepeatOrder(Action):

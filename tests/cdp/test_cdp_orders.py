@@ -15,7 +15,13 @@ from cdp.changes import Change
 from cdp.clock import parse_timestamp
 from cdp.errors import OrderConflict, OrderNotFound, OrderNotReorderable, ProfileNotFound
 from cdp.orders.models import Order, OrderIn, OrderLine, OrderLineIn, OrderStatus
-from cdp.orders.service import get_order, last_order, record_order, reorder
+from cdp.orders.service import (
+    get_order,
+    last_order,
+    profile_with_last_order_lines,
+    record_order,
+    reorder,
+)
 from cdp.profiles.models import Profile
 
 LYON = make_address(line1="8 Rue de la République", city="Lyon", postal_code="69002", country="FR")
@@ -75,6 +81,33 @@ def test_last_order_skips_cancelled_orders(
     assert order is not None and order.order_id == "O-1"
     make_order("C-2", "O-3", "2026-11-02T18:30:00Z", status=OrderStatus.CANCELLED)
     assert last_order(session, "C-2") is None
+
+
+@pytest.mark.usefixtures("two_customers")
+def test_profile_with_last_order_lines_is_the_profile_beside_each_line_of_last_order(
+    session: Session, make_order: Callable[..., None]
+) -> None:
+    make_order("C-1", "O-1", "2026-10-02T18:30:00Z", lines=THREE_LINES, delivery_address=LYON)
+    make_order("C-1", "O-2", "2026-11-02T18:30:00Z", status=OrderStatus.CANCELLED)
+    make_order("C-2", "O-3", "2026-11-02T18:30:00Z", status=OrderStatus.CANCELLED)
+    session.flush()  # the read goes to the connection: it does not flush the session first
+
+    rows = profile_with_last_order_lines(session, "C-1")
+    last = last_order(session, "C-1")
+    assert last is not None
+    assert [(r.order_id, r.name, r.quantity, r.unit_price) for r in rows] == [
+        (last.order_id, line.name, line.quantity, line.unit_price) for line in last.lines
+    ]
+    assert {(r.customer_id, r.placed_at, r.currency, r.total) for r in rows} == {
+        ("C-1", last.placed_at, last.currency, last.total)
+    }
+    # The profile's default address and the order's own delivery address, side by side.
+    assert {r.address_line1 for r in rows} == {AUSTIN.line1}
+    assert {(r.delivery_line1, r.delivery_city) for r in rows} == {(LYON.line1, LYON.city)}
+
+    nothing_to_repeat = profile_with_last_order_lines(session, "C-2")
+    assert [(r.customer_id, r.order_id, r.name) for r in nothing_to_repeat] == [("C-2", None, None)]
+    assert profile_with_last_order_lines(session, "C-404") == []
 
 
 @pytest.mark.usefixtures("two_customers")
