@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from cdp.db import make_engine, transaction
+from cdp.db import make_engine, run_in_transaction
 
 T = TypeVar("T")
 
@@ -25,11 +25,10 @@ def cdp_engine() -> Engine:
     return make_engine()
 
 
-def _run_in_transaction(work: Callable[[Session], T]) -> T:
-    with transaction(cdp_engine()) as session:
-        return work(session)
-
-
 async def in_cdp_transaction(work: Callable[[Session], T]) -> T:
-    """Run `work(session)` in one CDP transaction on a worker thread and return its result."""
-    return await asyncio.to_thread(_run_in_transaction, work)
+    """Run `work(session)` in one CDP transaction on a worker thread and return its result.
+
+    `work` only touches the database: it runs again if the first try found the pooled
+    connection dropped (see cdp.db.run_in_transaction).
+    """
+    return await asyncio.to_thread(run_in_transaction, cdp_engine(), work)

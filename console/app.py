@@ -24,7 +24,7 @@ from sanic.response import HTTPResponse, file, json
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from cdp.db import make_engine, transaction
+from cdp.db import make_engine, run_in_transaction
 from cdp.handoff.models import Agent, HandoffState, MessageAuthor
 from cdp.handoff.service import (
     HandoffConflict,
@@ -65,11 +65,7 @@ class Console:
         self.chatwoot = ChatwootDesk(settings.chatwoot) if settings.chatwoot else None
 
     async def db(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with transaction(self.engine) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(run_in_transaction, self.engine, work)
 
     def lock(self, conversation_id: str) -> asyncio.Lock:
         return self.locks.setdefault(conversation_id, asyncio.Lock())

@@ -28,7 +28,7 @@ from cdp.api.openapi import openapi_document
 from cdp.changes import Change
 from cdp.clock import isoformat_z
 from cdp.consents.service import current_consents
-from cdp.db import transaction
+from cdp.db import run_in_transaction
 from cdp.errors import CdpError, ImportRecordError, InvalidValue, ProfileNotFound
 from cdp.identities.service import canonical_profile
 from cdp.importer import import_record
@@ -84,11 +84,7 @@ def create_app(engine: Engine, token: str, name: str = "cdp_api") -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
 
     async def run(work: Callable[[Session], Any]) -> Any:
-        def in_transaction() -> Any:
-            with transaction(engine) as session:
-                return work(session)
-
-        return await asyncio.to_thread(in_transaction)
+        return await asyncio.to_thread(run_in_transaction, engine, work)
 
     @app.on_request
     async def authenticate(request: Request) -> HTTPResponse | None:

@@ -1,28 +1,33 @@
 """Migrations, engine settings, transactions and the portable column types."""
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy import Engine, event, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
+import cdp.db as cdp_db
 from cdp.db import (
     alembic_config,
     current_revision,
     head_revision,
     make_engine,
     migrate,
+    run_in_transaction,
     transaction,
 )
 from cdp.identities.models import IdentitySource, IdentityType
 from cdp.models import Base, Identity, Order, Profile
 from cdp.orders.models import OrderStatus
+from tests.postgres import postgres_database_or_skip
 
 TABLES = {"profiles", "identities", "orders", "order_lines", "events"}
 
@@ -154,3 +159,130 @@ def test_money_refuses_floats(cdp_engine: Engine) -> None:
                 created_at=now,
             )
         )
+
+
+# Pooled PostgreSQL connections: pinged only after sitting idle; a dropped one is replaced -----
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_database_or_skip() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """A migrated CDP on PostgreSQL through `make_engine`, as the servers use it."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def admin(postgres_url: str) -> Iterator[Engine]:
+    """Another pool on the same database, to end `postgres_engine`'s connections from."""
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+def backend_pid(session: Session) -> int:
+    return session.scalar(text("SELECT pg_backend_pid()"))
+
+
+def drop_connection(admin: Engine, pid: int) -> None:
+    """What a database restart does to a pooled connection: the server ends its backend."""
+    with admin.connect() as connection:
+        ended = connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 5000)").scalar()
+    assert ended
+
+
+def profile_count(engine: Engine) -> int:
+    with transaction(engine) as session:
+        return session.scalar(select(func.count()).select_from(Profile))
+
+
+def add_profile(session: Session, customer_id: str) -> None:
+    session.add(Profile(customer_id=customer_id))
+    session.flush()
+
+
+@pytest.mark.postgres
+def test_work_runs_again_on_a_new_connection_when_the_pooled_one_was_dropped(
+    postgres_engine: Engine, admin: Engine
+) -> None:
+    first_pid = run_in_transaction(postgres_engine, backend_pid)
+    drop_connection(admin, first_pid)
+    pids: list[int] = []
+
+    def work(session: Session) -> None:
+        pids.append(backend_pid(session))  # the first try fails here, before any pid is seen
+        add_profile(session, "C-1")
+
+    run_in_transaction(postgres_engine, work)
+    assert len(pids) == 1 and pids[0] != first_pid
+    assert profile_count(postgres_engine) == 1
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_midway_leaves_nothing_of_the_first_try(
+    postgres_engine: Engine, admin: Engine
+) -> None:
+    tries: list[int] = []
+
+    def work(session: Session) -> None:
+        tries.append(len(tries) + 1)
+        add_profile(session, "C-1")
+        if len(tries) == 1:
+            drop_connection(admin, backend_pid(session))
+        add_profile(session, "C-2")  # the first try fails here, after C-1 was inserted
+
+    run_in_transaction(postgres_engine, work)
+    # Had the first try's C-1 been kept, the second would have failed on its primary key.
+    assert tries == [1, 2]
+    assert profile_count(postgres_engine) == 2
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_committing_is_not_retried(
+    postgres_engine: Engine, admin: Engine
+) -> None:
+    tries: list[int] = []
+
+    def work(session: Session) -> None:
+        tries.append(1)
+        add_profile(session, "C-1")
+        pid = backend_pid(session)
+        event.listen(
+            session.connection(), "commit", lambda _connection: drop_connection(admin, pid)
+        )
+
+    with pytest.raises(OperationalError):
+        run_in_transaction(postgres_engine, work)
+    assert tries == [1]  # whether the commit took effect is unknown: never done twice
+    assert profile_count(postgres_engine) == 0
+
+
+@pytest.mark.postgres
+def test_only_connections_idle_for_a_while_are_pinged_and_a_dropped_one_replaced(
+    postgres_engine: Engine, admin: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[int] = []
+    ping = postgres_engine.dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> bool:
+        pings.append(len(pings) + 1)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(postgres_engine.dialect, "do_ping", counted_ping)
+    pids = {run_in_transaction(postgres_engine, backend_pid) for _ in range(3)}
+    assert len(pids) == 1 and pings == []  # one connection, reused at once: no ping
+
+    monkeypatch.setattr(cdp_db, "POSTGRES_PING_AFTER_IDLE_S", 0.0)
+    (pid,) = pids
+    drop_connection(admin, pid)
+    # No retry here: the ping at checkout found the connection dead and the pool replaced it.
+    with transaction(postgres_engine) as session:
+        assert backend_pid(session) != pid
+    assert pings == [1]
