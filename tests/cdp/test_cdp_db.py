@@ -27,7 +27,6 @@ from cdp.db import (
 from cdp.identities.models import IdentitySource, IdentityType
 from cdp.models import Base, Identity, Order, Profile
 from cdp.orders.models import OrderStatus
-from tests.postgres import postgres_database_or_skip
 
 TABLES = {"profiles", "identities", "orders", "order_lines", "events"}
 
@@ -164,25 +163,16 @@ def test_money_refuses_floats(cdp_engine: Engine) -> None:
 # Pooled PostgreSQL connections: pinged only after sitting idle; a dropped one is replaced -----
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with postgres_database_or_skip() as url:
-        yield url
+# conftest's `cdp_url` and `cdp_engine`, on PostgreSQL only.
+on_postgresql = pytest.mark.parametrize(
+    "cdp_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 @pytest.fixture
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    """A migrated CDP on PostgreSQL through `make_engine`, as the servers use it."""
-    engine = make_engine(postgres_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def admin(postgres_url: str) -> Iterator[Engine]:
-    """Another pool on the same database, to end `postgres_engine`'s connections from."""
-    engine = make_engine(postgres_url)
+def admin(cdp_url: str) -> Iterator[Engine]:
+    """Another pool on the same database, to end `cdp_engine`'s connections from."""
+    engine = make_engine(cdp_url)
     yield engine
     engine.dispose()
 
@@ -208,11 +198,11 @@ def add_profile(session: Session, customer_id: str) -> None:
     session.flush()
 
 
-@pytest.mark.postgres
+@on_postgresql
 def test_work_runs_again_on_a_new_connection_when_the_pooled_one_was_dropped(
-    postgres_engine: Engine, admin: Engine
+    cdp_engine: Engine, admin: Engine
 ) -> None:
-    first_pid = run_in_transaction(postgres_engine, backend_pid)
+    first_pid = run_in_transaction(cdp_engine, backend_pid)
     drop_connection(admin, first_pid)
     pids: list[int] = []
 
@@ -220,14 +210,14 @@ def test_work_runs_again_on_a_new_connection_when_the_pooled_one_was_dropped(
         pids.append(backend_pid(session))  # the first try fails here, before any pid is seen
         add_profile(session, "C-1")
 
-    run_in_transaction(postgres_engine, work)
+    run_in_transaction(cdp_engine, work)
     assert len(pids) == 1 and pids[0] != first_pid
-    assert profile_count(postgres_engine) == 1
+    assert profile_count(cdp_engine) == 1
 
 
-@pytest.mark.postgres
+@on_postgresql
 def test_a_connection_dropped_midway_leaves_nothing_of_the_first_try(
-    postgres_engine: Engine, admin: Engine
+    cdp_engine: Engine, admin: Engine
 ) -> None:
     tries: list[int] = []
 
@@ -238,15 +228,15 @@ def test_a_connection_dropped_midway_leaves_nothing_of_the_first_try(
             drop_connection(admin, backend_pid(session))
         add_profile(session, "C-2")  # the first try fails here, after C-1 was inserted
 
-    run_in_transaction(postgres_engine, work)
+    run_in_transaction(cdp_engine, work)
     # Had the first try's C-1 been kept, the second would have failed on its primary key.
     assert tries == [1, 2]
-    assert profile_count(postgres_engine) == 2
+    assert profile_count(cdp_engine) == 2
 
 
-@pytest.mark.postgres
+@on_postgresql
 def test_a_connection_dropped_while_committing_is_not_retried(
-    postgres_engine: Engine, admin: Engine
+    cdp_engine: Engine, admin: Engine
 ) -> None:
     tries: list[int] = []
 
@@ -259,30 +249,30 @@ def test_a_connection_dropped_while_committing_is_not_retried(
         )
 
     with pytest.raises(OperationalError):
-        run_in_transaction(postgres_engine, work)
+        run_in_transaction(cdp_engine, work)
     assert tries == [1]  # whether the commit took effect is unknown: never done twice
-    assert profile_count(postgres_engine) == 0
+    assert profile_count(cdp_engine) == 0
 
 
-@pytest.mark.postgres
+@on_postgresql
 def test_only_connections_idle_for_a_while_are_pinged_and_a_dropped_one_replaced(
-    postgres_engine: Engine, admin: Engine, monkeypatch: pytest.MonkeyPatch
+    cdp_engine: Engine, admin: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pings: list[int] = []
-    ping = postgres_engine.dialect.do_ping
+    ping = cdp_engine.dialect.do_ping
 
     def counted_ping(dbapi_connection: Any) -> bool:
         pings.append(len(pings) + 1)
         return ping(dbapi_connection)
 
-    monkeypatch.setattr(postgres_engine.dialect, "do_ping", counted_ping)
-    pids = {run_in_transaction(postgres_engine, backend_pid) for _ in range(3)}
+    monkeypatch.setattr(cdp_engine.dialect, "do_ping", counted_ping)
+    pids = {run_in_transaction(cdp_engine, backend_pid) for _ in range(3)}
     assert len(pids) == 1 and pings == []  # one connection, reused at once: no ping
 
     monkeypatch.setattr(cdp_db, "POSTGRES_PING_AFTER_IDLE_S", 0.0)
     (pid,) = pids
     drop_connection(admin, pid)
     # No retry here: the ping at checkout found the connection dead and the pool replaced it.
-    with transaction(postgres_engine) as session:
+    with transaction(cdp_engine) as session:
         assert backend_pid(session) != pid
     assert pings == [1]
