@@ -155,6 +155,16 @@ def identified_profile(session: Session, customer_id: str | None) -> Profile | N
     return load_profile(session, customer_id)
 
 
+def named_customer_id(session: Session, customer_id: str | None) -> str | None:
+    """The customer id of what `verified_customer_id` returned, for a caller that reads the
+    profile itself: a token's customer id as it is (no query; an unknown one finds no
+    profile there), a channel identity only through a verified link."""
+    if customer_id and ":" not in customer_id:
+        return customer_id
+    profile = identified_profile(session, customer_id)
+    return profile.customer_id if profile is not None else None
+
+
 def _profile_id(session: Session, ref: str) -> str | None:
     profile = identified_profile(session, ref)
     return profile.customer_id if profile is not None else None

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from actions import formatting
 from actions.anonymous import tell_anonymous
 from actions.cdp_access import in_cdp_transaction
-from actions.identity import identified_profile, verified_customer_id
+from actions.identity import identified_profile, named_customer_id, verified_customer_id
 from actions.order_lookup import request_key
 from cdp.addresses import Address, read_address_columns
 from cdp.errors import CdpError
@@ -80,9 +80,7 @@ class Proposal:
 def find_proposal(session: Session, customer_id: str | None) -> Proposal:
     """What to propose to the writer `verified_customer_id` returned: one query for a
     customer id (a token's `sub`), two for a channel identity (its link, then the order)."""
-    if customer_id and ":" in customer_id:
-        profile = identified_profile(session, customer_id)
-        customer_id = profile.customer_id if profile is not None else None
+    customer_id = named_customer_id(session, customer_id)
     rows = profile_with_last_order_lines(session, customer_id) if customer_id else []
     if not rows:
         return Proposal("anonymous")

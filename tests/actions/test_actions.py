@@ -110,7 +110,11 @@ async def test_propose_lists_the_last_order_and_asks(demo_cdp: Engine) -> None:
 
 @pytest.mark.parametrize(
     ("token", "response"),
-    [(None, "utter_repeat_order_anonymous"), ("C-1004", "utter_repeat_order_no_orders")],
+    [
+        (None, "utter_repeat_order_anonymous"),
+        ("C-9999", "utter_repeat_order_anonymous"),  # a valid token for nobody in the CDP
+        ("C-1004", "utter_repeat_order_no_orders"),
+    ],
 )
 async def test_propose_when_there_is_nothing_to_repeat(token: str | None, response: str) -> None:
     dispatcher = CollectingDispatcher()
